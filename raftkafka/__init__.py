@@ -1,0 +1,1 @@
+"""raftkafka: a Kafka-style distributed commit log with a Raft quorum of controllers."""

@@ -1,0 +1,60 @@
+"""Small immutable value types shared by the client API and the CLI."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+Headers = list[tuple[str, bytes]]
+
+
+class TopicPartition(NamedTuple):
+    """A partition of a topic."""
+
+    topic: str
+    partition: int
+
+
+class RecordMetadata(NamedTuple):
+    """Where an acknowledged record was stored (offset -1 when acks=0)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+
+
+class Record(NamedTuple):
+    """A record as a consumer sees it; ``timestamp`` is milliseconds since the epoch."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+
+class PartitionInfo(NamedTuple):
+    """One partition of a described topic; ``leader`` is -1 when it has none."""
+
+    id: int
+    leader: int
+    replicas: list[int]
+    isr: list[int]
+
+
+class TopicDescription(NamedTuple):
+    """A topic as ``Admin.describe_topic`` returns it."""
+
+    name: str
+    partitions: list[PartitionInfo]
+    config: dict[str, str]
+
+
+class BrokerInfo(NamedTuple):
+    """A broker's node id and client listener."""
+
+    node_id: int
+    host: str
+    port: int
