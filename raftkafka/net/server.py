@@ -1,0 +1,192 @@
+"""The asyncio request server: frames in, handler calls, frames out, one protocol object per connection.
+
+A handler is ``handler(version, body)`` returning the response body, an awaitable of it, or
+``NO_RESPONSE``; it raises a ``RaftKafkaError`` to answer with that error. Handlers that return a value
+directly are answered in request order before the next request is read, which keeps produce requests of
+one connection in order; awaitables (long-poll fetch, replicated writes) are answered when they finish,
+multiplexed by correlation id. Runs on the event loop thread only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from raftkafka.errors import (
+    InvalidRequestError,
+    RaftKafkaError,
+    UnknownApiError,
+    UnknownServerError,
+    UnsupportedVersionError,
+)
+from raftkafka.net.api import SUPPORTED_VERSIONS
+from raftkafka.net.frame import DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError, decode_request, encode_response
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[int, Any], Any]
+NO_RESPONSE = object()
+"""Returned by a handler for a request that gets no answer (produce with acks=0)."""
+
+
+class _ServerConnection(asyncio.Protocol):
+    """One client connection. Reading pauses while too many requests are in flight or writes back up."""
+
+    def __init__(self, server: RequestServer) -> None:
+        self._server = server
+        self._decoder = FrameDecoder(server.max_frame_bytes)
+        self._transport: asyncio.Transport | None = None
+        self._in_flight = 0
+        self._write_paused = False
+        self._read_paused = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # asyncio.Protocol callbacks -------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server.connections.discard(self)
+        self._transport = None
+        for task in list(self._tasks):
+            task.cancel()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._update_reading()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            payloads = self._decoder.feed(data)
+        except FrameError as exc:
+            self._abort(str(exc))
+            return
+        for payload in payloads:
+            if self._transport is None:
+                return
+            self._dispatch(payload)
+
+    # request handling -----------------------------------------------------------------------------
+    def _dispatch(self, payload: bytes) -> None:
+        try:
+            api_key, version, correlation_id, body = decode_request(payload)
+        except FrameError as exc:
+            if exc.correlation_id is None:
+                self._abort(str(exc))
+            else:
+                self._reply_error(exc.correlation_id, InvalidRequestError(str(exc)))
+            return
+        handler = self._server.handlers.get(api_key)
+        try:
+            if handler is None:
+                raise UnknownApiError(f"unknown API key {api_key}")
+            low, high = SUPPORTED_VERSIONS.get(api_key, (0, -1))
+            if not low <= version <= high:
+                raise UnsupportedVersionError(f"API {api_key} speaks versions {low}..{high}, not {version}")
+            result = handler(version, body)
+        except RaftKafkaError as exc:
+            self._reply_error(correlation_id, exc)
+            return
+        except Exception:
+            log.exception("handler for API %s failed", api_key)
+            self._reply_error(correlation_id, UnknownServerError("internal error; see the server log"))
+            return
+        if isinstance(result, Awaitable):
+            self._in_flight += 1
+            self._update_reading()
+            task = asyncio.ensure_future(self._finish(api_key, correlation_id, result))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif result is not NO_RESPONSE:
+            self._write(encode_response(correlation_id, 0, result))
+
+    async def _finish(self, api_key: int, correlation_id: int, pending: Awaitable[Any]) -> None:
+        try:
+            result = await pending
+        except RaftKafkaError as exc:
+            self._reply_error(correlation_id, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("handler for API %s failed", api_key)
+            self._reply_error(correlation_id, UnknownServerError("internal error; see the server log"))
+        else:
+            if result is not NO_RESPONSE:
+                self._write(encode_response(correlation_id, 0, result))
+        finally:
+            self._in_flight -= 1
+            self._update_reading()
+
+    def _reply_error(self, correlation_id: int, exc: RaftKafkaError) -> None:
+        self._write(encode_response(correlation_id, exc.code, {"message": exc.message}))
+
+    def _write(self, frame: bytes) -> None:
+        if self._transport is not None:
+            self._transport.write(frame)
+
+    def _update_reading(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        should_pause = self._write_paused or self._in_flight >= self._server.max_in_flight
+        if should_pause != self._read_paused:
+            self._read_paused = should_pause
+            if should_pause:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+
+    def _abort(self, reason: str) -> None:
+        if self._transport is not None:
+            peer = self._transport.get_extra_info("peername")
+            log.info("closing connection from %s: %s", peer, reason)
+            self._transport.abort()
+            self._transport = None
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+class RequestServer:
+    """A TCP server answering framed requests with ``handlers`` (API key → handler)."""
+
+    def __init__(
+        self,
+        handlers: Mapping[int, Handler],
+        *,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        max_in_flight: int = 128,
+    ) -> None:
+        self.handlers = dict(handlers)
+        self.max_frame_bytes = max_frame_bytes
+        self.max_in_flight = max_in_flight
+        self.connections: set[_ServerConnection] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Listen on ``host:port`` (port 0 picks a free one); returns the bound address."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _ServerConnection(self), host, port, reuse_address=True, backlog=1024
+        )
+        sockname = self._server.sockets[0].getsockname()
+        return sockname[0], sockname[1]
+
+    async def close(self) -> None:
+        """Stop listening and close every connection."""
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None

@@ -1,0 +1,114 @@
+"""The request server and client connection over real loopback sockets, with small test handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from raftkafka.errors import InvalidRequestError, UnknownApiError, UnknownServerError, UnsupportedVersionError
+from raftkafka.net.api import ApiKey, field
+from raftkafka.net.connection import Connection
+from raftkafka.net.frame import LENGTH, FrameDecoder, decode_response, encode_request
+from raftkafka.net.server import NO_RESPONSE, RequestServer
+
+
+def _echo(version: int, body: Any) -> Any:
+    return {"echo": field(body, "value", int)}
+
+
+async def _slow(version: int, body: Any) -> Any:
+    await asyncio.sleep(field(body, "delay", float))
+    return {"done": True}
+
+
+def _boom(version: int, body: Any) -> Any:
+    raise RuntimeError("bug")
+
+
+def _silent(version: int, body: Any) -> Any:
+    return NO_RESPONSE
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[str, int]]:
+    srv = RequestServer(
+        {ApiKey.METADATA: _echo, ApiKey.FETCH: _slow, ApiKey.PRODUCE: _boom, ApiKey.LIST_OFFSETS: _silent},
+        max_frame_bytes=64 * 1024,
+    )
+    address = await srv.start("127.0.0.1", 0)
+    yield address
+    await srv.close()
+
+
+async def test_pipelined_requests_are_answered_out_of_order(server: tuple[str, int]) -> None:
+    conn = await Connection.open(*server)
+    slow = conn.send(ApiKey.FETCH, 0, {"delay": 0.2})
+    fast = [conn.send(ApiKey.METADATA, 0, {"value": i}) for i in range(100)]
+    assert [(await f)["echo"] for f in fast] == list(range(100))
+    assert not slow.done()
+    assert await slow == {"done": True}
+    conn.close()
+
+
+async def test_errors_are_answered_and_connection_survives(server: tuple[str, int]) -> None:
+    conn = await Connection.open(*server)
+    with pytest.raises(UnknownApiError):
+        await conn.request(99, 0, {})
+    with pytest.raises(UnsupportedVersionError):
+        await conn.request(ApiKey.METADATA, 7, {"value": 1})
+    with pytest.raises(InvalidRequestError, match="value"):
+        await conn.request(ApiKey.METADATA, 0, {"value": "one"})
+    with pytest.raises(InvalidRequestError):
+        await conn.request(ApiKey.METADATA, 0, [1, 2])
+    with pytest.raises(UnknownServerError):
+        await conn.request(ApiKey.PRODUCE, 0, {})
+    conn.send_oneway(ApiKey.LIST_OFFSETS, 0, {})
+    assert await conn.request(ApiKey.METADATA, 0, {"value": 5}) == {"echo": 5}
+    conn.close()
+
+
+async def _raw_exchange(address: tuple[str, int], data: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection(*address)
+    writer.write(data)
+    await writer.drain()
+    try:
+        async with asyncio.timeout(5):
+            return await reader.read(65536)
+    finally:
+        writer.close()
+
+
+async def test_oversized_and_garbage_frames_close_only_their_connection(server: tuple[str, int]) -> None:
+    good = await Connection.open(*server)
+    assert await _raw_exchange(server, LENGTH.pack(2**31 - 1) + b"\x00" * 100) == b""
+    assert await _raw_exchange(server, LENGTH.pack(3) + b"\xc1\xc1\xc1") == b""
+    # A well-framed request with a bad field type keeps its correlation id and gets an error answer.
+    answer = await _raw_exchange(server, encode_request(ApiKey.METADATA, 0, 11, {"value": None}))
+    (payload,) = FrameDecoder().feed(answer)
+    assert decode_response(payload)[:2] == (11, InvalidRequestError.code)
+    assert await good.request(ApiKey.METADATA, 0, {"value": 3}) == {"echo": 3}
+    good.close()
+
+
+async def test_pending_requests_fail_when_the_server_goes_away() -> None:
+    srv = RequestServer({ApiKey.FETCH: _slow})
+    address = await srv.start("127.0.0.1", 0)
+    conn = await Connection.open(*address)
+    pending = conn.send(ApiKey.FETCH, 0, {"delay": 5.0})
+    await srv.close()
+    with pytest.raises(Exception, match="closed"):
+        await pending
+
+
+async def test_connect_to_closed_port_fails_clearly() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    from raftkafka.errors import BrokerNotAvailableError
+
+    with pytest.raises(BrokerNotAvailableError, match="cannot connect"):
+        await Connection.open("127.0.0.1", port)
