@@ -1,0 +1,225 @@
+"""The record batch: the unit on the wire and on disk, byte for byte the same.
+
+A batch is a fixed 61-byte big-endian header followed by the msgpack-encoded list of records
+(``[timestamp_delta, key, value, headers]`` each), compressed as a whole when the attributes say so.
+The header keeps Kafka v2's field order so that the CRC-32C (over everything from ``attributes`` to
+the end) does not cover the two fields the broker stamps: ``base_offset`` and ``leader_epoch``.
+
+The broker only reads headers, checks CRCs and stamps offsets; ``decode_records`` is for clients.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import crc32c
+import msgpack
+
+from raftkafka.errors import CorruptBatchError, MessageTooLargeError
+from raftkafka.storage.compression import CODECS, Compression, compress, decompress
+
+HEADER = struct.Struct(">qiibIhiqqqhii")
+HEADER_SIZE = HEADER.size  # 61
+MAGIC = 2
+LOG_OVERHEAD = 12
+"""Bytes before and including ``batch_length``: ``batch_length`` counts the bytes after them."""
+
+CRC_START = 21
+"""The CRC covers ``bytes[CRC_START:]`` of a batch: attributes to the end."""
+MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD
+COMPRESSION_MASK = 0x07
+DEFAULT_MAX_UNCOMPRESSED = 64 * 1024 * 1024
+"""Default bound on one batch's decompressed records (a decompression-bomb guard)."""
+
+_PREFIX = struct.Struct(">qiibI")  # base_offset .. crc
+_CRC_COVERED = struct.Struct(">hiqqqhii")  # attributes .. record_count
+_BASE_OFFSET = struct.Struct(">q")
+_LEADER_EPOCH = struct.Struct(">i")
+_LEADER_EPOCH_POS = 12
+_packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+
+Buffer = bytes | bytearray | memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class BatchHeader:
+    """A decoded batch header; ``position`` is where the batch starts in the buffer it was read from."""
+
+    base_offset: int
+    batch_length: int
+    leader_epoch: int
+    magic: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    first_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    record_count: int
+    position: int = 0
+
+    @property
+    def compression(self) -> Compression:
+        """The codec the records are compressed with."""
+        return Compression(self.attributes & COMPRESSION_MASK)
+
+    @property
+    def size(self) -> int:
+        """Total bytes of the batch, header included."""
+        return self.batch_length + LOG_OVERHEAD
+
+    @property
+    def last_offset(self) -> int:
+        """Offset of the batch's last record."""
+        return self.base_offset + self.last_offset_delta
+
+    @property
+    def next_offset(self) -> int:
+        """Offset right after the batch."""
+        return self.base_offset + self.last_offset_delta + 1
+
+    @property
+    def end(self) -> int:
+        """Position right after the batch in the buffer it was read from."""
+        return self.position + self.batch_length + LOG_OVERHEAD
+
+
+def encode_batch(
+    records: list[list[Any]],
+    *,
+    first_timestamp: int,
+    max_timestamp: int,
+    compression: Compression = Compression.NONE,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    base_offset: int = 0,
+    leader_epoch: int = -1,
+) -> bytes:
+    """One batch from ``records`` (``[timestamp_delta, key, value, headers]`` each), ready to send."""
+    count = len(records)
+    if count == 0:
+        raise ValueError("a record batch needs at least one record")
+    payload = _packb(records)
+    if compression != Compression.NONE:
+        payload = compress(compression, payload)
+    covered = _CRC_COVERED.pack(
+        int(compression), count - 1, first_timestamp, max_timestamp,
+        producer_id, producer_epoch, base_sequence, count,
+    )
+    crc = crc32c.crc32c(payload, crc32c.crc32c(covered))
+    batch_length = HEADER_SIZE - LOG_OVERHEAD + len(payload)
+    return b"".join((_PREFIX.pack(base_offset, batch_length, leader_epoch, MAGIC, crc), covered, payload))
+
+
+def read_header(buf: Buffer, pos: int = 0) -> BatchHeader:
+    """The header of the batch at ``pos``, without any check (``struct.error`` if too short)."""
+    return BatchHeader(*HEADER.unpack_from(buf, pos), pos)
+
+
+def validate_batch(buf: Buffer, pos: int = 0, *, max_size: int | None = None) -> BatchHeader:
+    """The header of the batch at ``pos`` after checking magic, lengths, counts, codec and CRC.
+
+    Raises ``CorruptBatchError`` for a malformed batch, ``MessageTooLargeError`` if it is larger
+    than ``max_size`` bytes.
+    """
+    available = len(buf) - pos
+    if available < HEADER_SIZE:
+        raise CorruptBatchError(
+            f"truncated batch at position {pos}: {available} bytes, the header needs {HEADER_SIZE}"
+        )
+    header = read_header(buf, pos)
+    if header.magic != MAGIC:
+        raise CorruptBatchError(f"batch at position {pos} has magic {header.magic}, expected {MAGIC}")
+    if header.batch_length < MIN_BATCH_LENGTH:
+        raise CorruptBatchError(f"batch at position {pos} has impossible length {header.batch_length}")
+    size = header.batch_length + LOG_OVERHEAD
+    if max_size is not None and size > max_size:
+        raise MessageTooLargeError(f"batch at position {pos} is {size} bytes; the limit is {max_size}")
+    if size > available:
+        raise CorruptBatchError(f"truncated batch at position {pos}: {available} of {size} bytes present")
+    if header.record_count < 1:
+        raise CorruptBatchError(f"batch at position {pos} has record count {header.record_count}")
+    if header.last_offset_delta != header.record_count - 1:
+        raise CorruptBatchError(
+            f"batch at position {pos} has last offset delta {header.last_offset_delta} "
+            f"for {header.record_count} records"
+        )
+    codec = header.attributes & COMPRESSION_MASK
+    if codec not in CODECS:
+        raise CorruptBatchError(f"batch at position {pos} has unknown compression codec {codec}")
+    crc = crc32c.crc32c(memoryview(buf)[pos + CRC_START : pos + size])
+    if crc != header.crc:
+        raise CorruptBatchError(
+            f"batch at position {pos} fails its CRC (stored {header.crc:#010x}, computed {crc:#010x})"
+        )
+    return header
+
+
+def validate_batches(buf: Buffer, *, max_size: int | None = None) -> list[BatchHeader]:
+    """Headers of the one or more batches that must exactly cover ``buf``, each validated."""
+    if not buf:
+        raise CorruptBatchError("no record batch given")
+    headers = []
+    pos = 0
+    end = len(buf)
+    while pos < end:
+        header = validate_batch(buf, pos, max_size=max_size)
+        headers.append(header)
+        pos += header.batch_length + LOG_OVERHEAD
+    return headers
+
+
+def stamp(buf: bytearray | memoryview, pos: int, base_offset: int, leader_epoch: int) -> None:
+    """Write the broker-assigned base offset and leader epoch in place (the CRC does not cover them)."""
+    _BASE_OFFSET.pack_into(buf, pos, base_offset)
+    _LEADER_EPOCH.pack_into(buf, pos + _LEADER_EPOCH_POS, leader_epoch)
+
+
+def iter_batches(buf: Buffer, pos: int = 0) -> Iterator[BatchHeader]:
+    """Headers of the complete batches from ``pos`` on, stopping silently at an incomplete tail.
+
+    No CRC check: this walks already-validated log bytes (fetch trimming, client decoding).
+    """
+    end = len(buf)
+    unpack = HEADER.unpack_from
+    while end - pos >= HEADER_SIZE:
+        header = BatchHeader(*unpack(buf, pos), pos)
+        if header.batch_length < MIN_BATCH_LENGTH:
+            return
+        next_pos = pos + header.batch_length + LOG_OVERHEAD
+        if next_pos > end:
+            return
+        yield header
+        pos = next_pos
+
+
+def decode_records(
+    buf: Buffer, pos: int, header: BatchHeader, *, max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED
+) -> list[list[Any]]:
+    """The batch's records as ``[timestamp_delta, key, value, headers]`` lists (client side only).
+
+    Record ``i`` has offset ``header.base_offset + i`` and timestamp
+    ``header.first_timestamp + timestamp_delta``.
+    """
+    payload: Buffer = memoryview(buf)[pos + HEADER_SIZE : pos + header.batch_length + LOG_OVERHEAD]
+    codec = header.attributes & COMPRESSION_MASK
+    if codec != Compression.NONE:
+        payload = decompress(codec, payload, max_uncompressed)
+    try:
+        records = msgpack.unpackb(payload, raw=False, use_list=True, strict_map_key=True)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise CorruptBatchError(
+            f"cannot decode the records of the batch at offset {header.base_offset}: {exc}"
+        ) from exc
+    if not isinstance(records, list) or len(records) != header.record_count:
+        raise CorruptBatchError(
+            f"batch at offset {header.base_offset} declares {header.record_count} records but holds "
+            f"{len(records) if isinstance(records, list) else 'no list of'} records"
+        )
+    return records
