@@ -17,6 +17,7 @@ from typing import Any
 from raftkafka.errors import (
     InvalidRequestError,
     RaftKafkaError,
+    RequestTimedOutError,
     UnknownApiError,
     UnknownServerError,
     UnsupportedVersionError,
@@ -115,6 +116,8 @@ class _ServerConnection(asyncio.Protocol):
             self._reply_error(correlation_id, exc)
         except asyncio.CancelledError:
             raise
+        except TimeoutError:
+            self._reply_error(correlation_id, RequestTimedOutError(f"API {api_key} request timed out"))
         except Exception:
             log.exception("handler for API %s failed", api_key)
             self._reply_error(correlation_id, UnknownServerError("internal error; see the server log"))
