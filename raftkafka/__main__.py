@@ -1,0 +1,5 @@
+"""``python -m raftkafka`` runs the ``raftkafka`` command."""
+
+from raftkafka.cli.main import main
+
+main()
