@@ -122,18 +122,13 @@ def read_header(buf: Buffer, pos: int = 0) -> BatchHeader:
     return BatchHeader(*HEADER.unpack_from(buf, pos), pos)
 
 
-def validate_batch(buf: Buffer, pos: int = 0, *, max_size: int | None = None) -> BatchHeader:
-    """The header of the batch at ``pos`` after checking magic, lengths, counts, codec and CRC.
+def check_header(header: BatchHeader, available: int, *, max_size: int | None = None) -> None:
+    """Check a header's magic, length, counts and codec against the ``available`` bytes from its start.
 
-    Raises ``CorruptBatchError`` for a malformed batch, ``MessageTooLargeError`` if it is larger
-    than ``max_size`` bytes.
+    Raises ``CorruptBatchError`` for a malformed header, ``MessageTooLargeError`` for a batch larger
+    than ``max_size``. The CRC is not checked here.
     """
-    available = len(buf) - pos
-    if available < HEADER_SIZE:
-        raise CorruptBatchError(
-            f"truncated batch at position {pos}: {available} bytes, the header needs {HEADER_SIZE}"
-        )
-    header = read_header(buf, pos)
+    pos = header.position
     if header.magic != MAGIC:
         raise CorruptBatchError(f"batch at position {pos} has magic {header.magic}, expected {MAGIC}")
     if header.batch_length < MIN_BATCH_LENGTH:
@@ -153,11 +148,32 @@ def validate_batch(buf: Buffer, pos: int = 0, *, max_size: int | None = None) ->
     codec = header.attributes & COMPRESSION_MASK
     if codec not in CODECS:
         raise CorruptBatchError(f"batch at position {pos} has unknown compression codec {codec}")
-    crc = crc32c.crc32c(memoryview(buf)[pos + CRC_START : pos + size])
+
+
+def check_crc(header: BatchHeader, batch: Buffer) -> None:
+    """Raise ``CorruptBatchError`` unless ``batch`` (exactly the batch's bytes) matches the header's CRC."""
+    crc = crc32c.crc32c(memoryview(batch)[CRC_START:])
     if crc != header.crc:
         raise CorruptBatchError(
-            f"batch at position {pos} fails its CRC (stored {header.crc:#010x}, computed {crc:#010x})"
+            f"batch at position {header.position} fails its CRC "
+            f"(stored {header.crc:#010x}, computed {crc:#010x})"
         )
+
+
+def validate_batch(buf: Buffer, pos: int = 0, *, max_size: int | None = None) -> BatchHeader:
+    """The header of the batch at ``pos`` after checking magic, lengths, counts, codec and CRC.
+
+    Raises ``CorruptBatchError`` for a malformed batch, ``MessageTooLargeError`` if it is larger
+    than ``max_size`` bytes.
+    """
+    available = len(buf) - pos
+    if available < HEADER_SIZE:
+        raise CorruptBatchError(
+            f"truncated batch at position {pos}: {available} bytes, the header needs {HEADER_SIZE}"
+        )
+    header = read_header(buf, pos)
+    check_header(header, available, max_size=max_size)
+    check_crc(header, memoryview(buf)[pos : pos + header.batch_length + LOG_OVERHEAD])
     return header
 
 
