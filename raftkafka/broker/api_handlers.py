@@ -1,0 +1,235 @@
+"""The broker's request handlers: wire bodies in (validated), calls to the replica manager and the
+controller, wire bodies out. Shapes are documented in ``raftkafka.net.api``.
+
+Event loop thread only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from raftkafka.errors import (
+    InvalidFetchSizeError,
+    InvalidRequestError,
+    InvalidRequiredAcksError,
+    RaftKafkaError,
+    UnknownTopicError,
+)
+from raftkafka.metadata.image import MetadataImage, TopicImage
+from raftkafka.net.api import ACKS_ALL, SUPPORTED_VERSIONS, ApiKey, field, topic_partition_lists
+from raftkafka.net.server import NO_RESPONSE, Handler
+from raftkafka.structs import BrokerInfo
+
+from .replica_manager import ReplicaManager
+
+
+class ControllerChannel(Protocol):
+    """What the broker needs from the active controller (in process for ``dev``, remote otherwise)."""
+
+    async def create_topics(self, requests: list[dict[str, Any]], validate_only: bool) -> list[tuple[str, int, str]]:
+        """``(name, error_code, message)`` per requested topic, after the records committed."""
+        ...
+
+    async def delete_topics(self, names: list[str]) -> list[tuple[str, int, str]]:
+        """``(name, error_code, message)`` per topic, after the records committed."""
+        ...
+
+
+class BrokerApi:
+    """Builds the API-key → handler table served by the broker's ``RequestServer``."""
+
+    def __init__(
+        self,
+        *,
+        node_id: int,
+        cluster_id: str,
+        replicas: ReplicaManager,
+        controller: ControllerChannel,
+        image: Callable[[], MetadataImage],
+        wait_for_image: Callable[[Callable[[MetadataImage], bool], float], Awaitable[bool]],
+        fetch_max_wait_ms_limit: int,
+        broker_addresses: Callable[[], list[BrokerInfo]],
+    ) -> None:
+        self.node_id = node_id
+        self.cluster_id = cluster_id
+        self.replicas = replicas
+        self.controller = controller
+        self._image = image
+        self._wait_for_image = wait_for_image
+        self._fetch_max_wait_ms_limit = fetch_max_wait_ms_limit
+        self._broker_addresses = broker_addresses
+
+    def handlers(self) -> dict[int, Handler]:
+        """The handler table."""
+        return {
+            ApiKey.API_VERSIONS: self.api_versions,
+            ApiKey.METADATA: self.metadata,
+            ApiKey.PRODUCE: self.produce,
+            ApiKey.FETCH: self.fetch,
+            ApiKey.LIST_OFFSETS: self.list_offsets,
+            ApiKey.CREATE_TOPICS: self.create_topics,
+            ApiKey.DELETE_TOPICS: self.delete_topics,
+        }
+
+    # API_VERSIONS, METADATA -----------------------------------------------------------------------
+    def api_versions(self, version: int, body: Any) -> Any:
+        return {"apis": [[key, low, high] for key, (low, high) in SUPPORTED_VERSIONS.items()]}
+
+    def metadata(self, version: int, body: Any) -> Any:
+        names = field(body, "topics", (list, type(None)), None)
+        include_config = field(body, "include_config", bool, False)
+        image = self._image()
+        if names is None:
+            selected: list[tuple[str, TopicImage | None]] = sorted(image.topics.items())
+        else:
+            if not all(isinstance(name, str) for name in names):
+                raise InvalidRequestError("topics must be a list of names")
+            selected = [(name, image.topics.get(name)) for name in names]
+        return {
+            "cluster_id": self.cluster_id,
+            "controller_id": self.node_id,
+            "brokers": [list(b) for b in self._broker_addresses()],
+            "topics": [_describe(name, topic, include_config) for name, topic in selected],
+        }
+
+    # PRODUCE --------------------------------------------------------------------------------------
+    def produce(self, version: int, body: Any) -> Any:
+        acks = field(body, "acks", int)
+        if acks not in (0, 1, ACKS_ALL):
+            raise InvalidRequiredAcksError(f"acks must be 0, 1 or -1 (all), not {acks}")
+        topics = topic_partition_lists(body)
+        append = self.replicas.append
+        results = []
+        for topic, entries in topics:
+            out = []
+            for entry in entries:
+                partition = entry[0]
+                try:
+                    if len(entry) != 2:
+                        raise InvalidRequestError("produce partition entries are [partition, records]")
+                    out.append([partition, 0, append(topic, partition, entry[1]), None])
+                except RaftKafkaError as exc:
+                    out.append([partition, exc.code, -1, exc.message])
+            results.append([topic, out])
+        # With this broker as the only in-sync replica, acks=all is satisfied once the append returns.
+        return NO_RESPONSE if acks == 0 else {"topics": results}
+
+    # FETCH ----------------------------------------------------------------------------------------
+    def fetch(self, version: int, body: Any) -> Any:
+        max_wait_ms = min(field(body, "max_wait_ms", int, 0), self._fetch_max_wait_ms_limit)
+        min_bytes = field(body, "min_bytes", int, 1)
+        max_bytes = field(body, "max_bytes", int, 50 * 1024 * 1024)
+        if max_bytes <= 0:
+            raise InvalidFetchSizeError("max_bytes must be positive")
+        wanted: list[tuple[str, int, int, int]] = []
+        for topic, entries in topic_partition_lists(body):
+            for entry in entries:
+                if len(entry) != 3 or type(entry[1]) is not int or type(entry[2]) is not int or entry[2] <= 0:
+                    raise InvalidRequestError("fetch partition entries are [partition, offset, max_bytes > 0]")
+                wanted.append((topic, entry[0], entry[1], entry[2]))
+        response, size = self._read(wanted, max_bytes)
+        if size >= min_bytes or max_wait_ms <= 0:
+            return response
+        return self._fetch_later(wanted, max_bytes, min_bytes, time.monotonic() + max_wait_ms / 1000)
+
+    async def _fetch_later(
+        self, wanted: list[tuple[str, int, int, int]], max_bytes: int, min_bytes: int, deadline: float
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        keys = [(topic, partition) for topic, partition, _, _ in wanted]
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return self._read(wanted, max_bytes)[0]
+            waiter: asyncio.Future[None] = loop.create_future()
+            self.replicas.watch(keys, waiter)
+            try:
+                async with asyncio.timeout(remaining):
+                    await waiter
+            except TimeoutError:
+                return self._read(wanted, max_bytes)[0]
+            response, size = self._read(wanted, max_bytes)
+            if size >= min_bytes:
+                return response
+
+    def _read(self, wanted: list[tuple[str, int, int, int]], max_bytes: int) -> tuple[Any, int]:
+        read = self.replicas.read
+        by_topic: dict[str, list[list[Any]]] = {}
+        total = 0
+        for topic, partition, offset, partition_max in wanted:
+            budget = min(partition_max, max_bytes - total)
+            if budget <= 0:
+                by_topic.setdefault(topic, []).append([partition, 0, -1, -1, b""])
+                continue
+            error, high_watermark, log_start, records = read(topic, partition, offset, budget)
+            total += len(records)
+            by_topic.setdefault(topic, []).append([partition, error, high_watermark, log_start, records])
+        return {"topics": [[topic, parts] for topic, parts in by_topic.items()]}, total
+
+    # LIST_OFFSETS ---------------------------------------------------------------------------------
+    def list_offsets(self, version: int, body: Any) -> Any:
+        results = []
+        for topic, entries in topic_partition_lists(body):
+            out = []
+            for entry in entries:
+                partition = entry[0]
+                try:
+                    if len(entry) != 2 or type(entry[1]) is not int:
+                        raise InvalidRequestError("list offsets entries are [partition, timestamp]")
+                    offset, timestamp = self.replicas.list_offset(topic, partition, entry[1])
+                    out.append([partition, 0, offset, timestamp])
+                except RaftKafkaError as exc:
+                    out.append([partition, exc.code, -1, -1])
+            results.append([topic, out])
+        return {"topics": results}
+
+    # CREATE_TOPICS, DELETE_TOPICS -----------------------------------------------------------------
+    def create_topics(self, version: int, body: Any) -> Any:
+        requests = field(body, "topics", list)
+        validate_only = field(body, "validate_only", bool, False)
+        timeout = field(body, "timeout_ms", int, 30_000) / 1000
+        for request in requests:
+            if not isinstance(request, dict):
+                raise InvalidRequestError("each topic to create must be a map")
+        return self._create_topics(requests, validate_only, timeout)
+
+    async def _create_topics(self, requests: list[dict[str, Any]], validate_only: bool, timeout: float) -> Any:
+        async with asyncio.timeout(timeout):
+            results = await self.controller.create_topics(requests, validate_only)
+        if not validate_only:
+            created = {name for name, error, _ in results if error == 0}
+            await self._wait_for_image(lambda image: created <= image.topics.keys(), timeout)
+        return {"topics": [list(result) for result in results]}
+
+    def delete_topics(self, version: int, body: Any) -> Any:
+        names = field(body, "topics", list)
+        if not all(isinstance(name, str) for name in names):
+            raise InvalidRequestError("topics must be a list of names")
+        timeout = field(body, "timeout_ms", int, 30_000) / 1000
+        return self._delete_topics(names, timeout)
+
+    async def _delete_topics(self, names: list[str], timeout: float) -> Any:
+        async with asyncio.timeout(timeout):
+            results = await self.controller.delete_topics(names)
+        deleted = {name for name, error, _ in results if error == 0}
+        await self._wait_for_image(lambda image: not deleted & image.topics.keys(), timeout)
+        return {"topics": [list(result) for result in results]}
+
+
+def _describe(name: str, topic: TopicImage | None, include_config: bool) -> dict[str, Any]:
+    if topic is None:
+        error = UnknownTopicError(f"topic {name!r} does not exist")
+        return {"name": name, "error": error.code, "message": error.message, "partitions": [], "config": {}}
+    return {
+        "name": name,
+        "error": 0,
+        "message": None,
+        "topic_id": topic.topic_id,
+        "partitions": [
+            [p.partition, p.leader, p.leader_epoch, list(p.replicas), list(p.isr)] for p in topic.partitions
+        ],
+        "config": dict(topic.config) if include_config else {},
+    }

@@ -1,0 +1,160 @@
+"""The broker process: wires storage, the request server, the metadata image and the controller together.
+
+Event loop thread only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Protocol
+
+from raftkafka.metadata.image import MetadataImage
+from raftkafka.net.server import RequestServer
+from raftkafka.storage.log_manager import LogManager
+from raftkafka.structs import BrokerInfo
+
+from .api_handlers import BrokerApi, ControllerChannel
+from .config import BrokerConfig
+from .replica_manager import ReplicaManager
+
+log = logging.getLogger(__name__)
+
+ImageListener = Callable[[MetadataImage], None]
+
+
+class MetadataSource(Protocol):
+    """Where the broker's metadata image comes from (the in-process controller for ``dev``)."""
+
+    @property
+    def image(self) -> MetadataImage:
+        """The latest committed image."""
+        ...
+
+    def subscribe(self, listener: ImageListener) -> None:
+        """Call ``listener`` on the event loop with each newly committed image."""
+        ...
+
+
+class BrokerController(ControllerChannel, Protocol):
+    """The controller operations a broker uses besides topic administration."""
+
+    async def register_broker(self, node_id: int, host: str, port: int, incarnation_id: str) -> None:
+        """Register this broker (refused if another live incarnation holds the node id)."""
+        ...
+
+
+class Broker:
+    """One broker: serves produce/fetch for the partitions it leads and answers metadata and admin requests."""
+
+    def __init__(
+        self, config: BrokerConfig, controller: BrokerController, metadata: MetadataSource, *, cluster_id: str
+    ) -> None:
+        self.config = config.validate()
+        self.cluster_id = cluster_id
+        self.controller = controller
+        self.metadata = metadata
+        self.incarnation_id = uuid.uuid4().hex
+        self.log_manager = LogManager(config.logs_dir, config.log_defaults)
+        self.replicas = ReplicaManager(config.node_id, self.log_manager, config.log_defaults)
+        self.server: RequestServer | None = None
+        self.address: tuple[str, int] | None = None
+        self._image_waiters: list[tuple[Callable[[MetadataImage], bool], asyncio.Future[None]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> tuple[str, int]:
+        """Recover local partitions, register with the controller and start listening; returns the address."""
+        config = self.config
+        image = self.metadata.image
+        self.replicas.apply_image(image)
+        self.replicas.remove_strays(image)
+        self.metadata.subscribe(self._on_image)
+        api = BrokerApi(
+            node_id=config.node_id,
+            cluster_id=self.cluster_id,
+            replicas=self.replicas,
+            controller=self.controller,
+            image=lambda: self.metadata.image,
+            wait_for_image=self.wait_for_image,
+            fetch_max_wait_ms_limit=config.fetch_max_wait_ms_limit,
+            broker_addresses=self._live_brokers,
+        )
+        self.server = RequestServer(
+            api.handlers(),
+            max_frame_bytes=config.socket_request_max_bytes,
+            max_in_flight=config.max_in_flight_requests_per_connection,
+        )
+        self.address = await self.server.start(config.listen_host, config.listen_port)
+        host, port = config.advertised
+        await self.controller.register_broker(config.node_id, host, port or self.address[1], self.incarnation_id)
+        self._tasks = [
+            asyncio.create_task(self._every(config.log_retention_check_interval_ms, self._apply_retention)),
+            asyncio.create_task(self._every(config.log_flush_scheduler_interval_ms, self._flush_due)),
+        ]
+        log.info("broker %d listening on %s:%d", config.node_id, *self.address)
+        return self.address
+
+    def _live_brokers(self) -> list[BrokerInfo]:
+        return [
+            BrokerInfo(b.node_id, b.host, b.port)
+            for b in sorted(self.metadata.image.brokers.values(), key=lambda b: b.node_id)
+            if not b.fenced
+        ]
+
+    def _on_image(self, image: MetadataImage) -> None:
+        self.replicas.apply_image(image)
+        if self._image_waiters:
+            waiting = []
+            for predicate, future in self._image_waiters:
+                if future.done():
+                    continue
+                if predicate(image):
+                    future.set_result(None)
+                else:
+                    waiting.append((predicate, future))
+            self._image_waiters = waiting
+
+    async def wait_for_image(self, predicate: Callable[[MetadataImage], bool], timeout: float) -> bool:
+        """Wait until the broker's image satisfies ``predicate``; False if ``timeout`` seconds pass first."""
+        if predicate(self.metadata.image):
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._image_waiters.append((predicate, future))
+        try:
+            async with asyncio.timeout(timeout):
+                await future
+        except TimeoutError:
+            return False
+        return True
+
+    async def _every(self, interval_ms: int, action: Callable[[int], object]) -> None:
+        while True:
+            await asyncio.sleep(interval_ms / 1000)
+            try:
+                action(int(time.time() * 1000))
+            except Exception:
+                log.exception("background task %s failed", getattr(action, "__name__", action))
+
+    def _apply_retention(self, now_ms: int) -> None:
+        deleted = self.log_manager.apply_retention(now_ms)
+        if deleted:
+            log.info("retention deleted %d segment(s)", deleted)
+
+    def _flush_due(self, now_ms: int) -> None:
+        for replica in self.replicas.partitions.values():
+            replica.log.flush_if_due(now_ms)
+
+    async def stop(self) -> None:
+        """Stop serving, flush and close every log."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.server is not None:
+            await self.server.close()
+        self.log_manager.flush_all()
+        self.replicas.close()
+        self.log_manager.close()
+        log.info("broker %d stopped", self.config.node_id)
