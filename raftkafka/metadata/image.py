@@ -1,0 +1,300 @@
+"""The metadata image (immutable cluster state) and the delta that replays records into the next one.
+
+Pure: no sockets, threads, clocks or randomness. ``MetadataDelta.replay`` is the only place that
+interprets records; a record that does not fit the image (a topic that does not exist, a stale
+leader epoch, ...) is ignored, deterministically, so every replica computes the same image and
+applying never raises. ``MetadataImage.offset`` is the log offset of the last record replayed.
+
+Who may call: images are immutable and safe to share between threads; a delta belongs to one owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import msgpack
+
+from raftkafka.metadata.fields import (
+    MetadataDecodeError,
+    read_bool,
+    read_fields,
+    read_int,
+    read_int_tuple,
+    read_list,
+    read_str,
+    read_str_dict,
+    unpack,
+)
+from raftkafka.metadata.records import (
+    ConfigChange,
+    CreateTopic,
+    DeleteTopic,
+    FenceBroker,
+    MetadataRecord,
+    PartitionChange,
+    RegisterBroker,
+    UnfenceBroker,
+)
+
+NO_LEADER = -1
+IMAGE_FORMAT_VERSION = 1
+
+
+def _frozen(mapping: dict[Any, Any]) -> Mapping[Any, Any]:
+    return MappingProxyType(mapping)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerRegistration:
+    """A registered broker; ``epoch`` is the log offset of its registration record."""
+
+    node_id: int
+    host: str
+    port: int
+    incarnation_id: str
+    fenced: bool
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionState:
+    """One partition: ``leader`` is -1 when it has none; ``partition_epoch`` counts its changes."""
+
+    partition: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    leader: int
+    leader_epoch: int
+    partition_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicImage:
+    """A topic with its partitions (indexed by partition id) and per-topic config."""
+
+    name: str
+    topic_id: str
+    partitions: tuple[PartitionState, ...]
+    config: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataImage:
+    """The cluster metadata after the record at ``offset`` (-1: no record yet)."""
+
+    brokers: Mapping[int, BrokerRegistration] = field(default_factory=lambda: _frozen({}))
+    topics: Mapping[str, TopicImage] = field(default_factory=lambda: _frozen({}))
+    offset: int = -1
+
+    def topic(self, name: str) -> TopicImage | None:
+        """The topic called ``name``, or None."""
+        return self.topics.get(name)
+
+    def live_brokers(self) -> tuple[BrokerRegistration, ...]:
+        """Registered, unfenced brokers, by node id."""
+        return tuple(sorted((b for b in self.brokers.values() if not b.fenced), key=lambda b: b.node_id))
+
+    def partitions_led_by(self, node_id: int) -> tuple[tuple[str, PartitionState], ...]:
+        """``(topic name, partition)`` of every partition whose leader is ``node_id``."""
+        return tuple(
+            (topic.name, partition)
+            for topic in self.topics.values()
+            for partition in topic.partitions
+            if partition.leader == node_id
+        )
+
+    def to_bytes(self) -> bytes:
+        """msgpack bytes of the image (brokers by id, topics by name: equal images give equal bytes)."""
+        brokers = [
+            [b.node_id, b.host, b.port, b.incarnation_id, b.fenced, b.epoch] for _, b in sorted(self.brokers.items())
+        ]
+        topics = [
+            [
+                t.name,
+                t.topic_id,
+                dict(t.config),
+                [[p.replicas, p.isr, p.leader, p.leader_epoch, p.partition_epoch] for p in t.partitions],
+            ]
+            for _, t in sorted(self.topics.items())
+        ]
+        return msgpack.packb([IMAGE_FORMAT_VERSION, self.offset, brokers, topics], use_bin_type=True)
+
+    @classmethod
+    def from_bytes(cls, data: bytes | bytearray | memoryview) -> MetadataImage:
+        """The image encoded by ``to_bytes``; ``MetadataDecodeError`` if ``data`` is not one."""
+        version, offset, broker_items, topic_items = read_fields(unpack(data), (read_int,) * 2 + (read_list,) * 2)
+        if version != IMAGE_FORMAT_VERSION:
+            raise MetadataDecodeError(f"unsupported metadata image format {version}")
+        brokers: dict[int, BrokerRegistration] = {}
+        for item in broker_items:
+            broker = BrokerRegistration(*read_fields(item, _BROKER_READERS))
+            if broker.node_id in brokers:
+                raise MetadataDecodeError(f"broker {broker.node_id} appears twice")
+            brokers[broker.node_id] = broker
+        topics: dict[str, TopicImage] = {}
+        for item in topic_items:
+            name, topic_id, config, partition_items = read_fields(item, _TOPIC_READERS)
+            if name in topics:
+                raise MetadataDecodeError(f"topic {name!r} appears twice")
+            partitions = tuple(
+                PartitionState(index, *read_fields(p, _PARTITION_READERS)) for index, p in enumerate(partition_items)
+            )
+            topics[name] = TopicImage(name, topic_id, partitions, _frozen(config))
+        return cls(_frozen(brokers), _frozen(topics), offset)
+
+
+_BROKER_READERS = (read_int, read_str, read_int, read_str, read_bool, read_int)
+_TOPIC_READERS = (read_str, read_str, read_str_dict, read_list)
+_PARTITION_READERS = (read_int_tuple, read_int_tuple, read_int, read_int, read_int)
+
+EMPTY_IMAGE = MetadataImage()
+
+
+class MetadataDelta:
+    """Committed records replayed on top of ``image``; ``apply()`` makes the next image.
+
+    Copy-on-write: the base image is never touched. ``replay`` returns False when the record did not
+    fit the image and was ignored (the offset still advances: the record is in the log).
+    """
+
+    def __init__(self, image: MetadataImage) -> None:
+        self._image = image
+        self._offset = image.offset
+        self._brokers: dict[int, BrokerRegistration] | None = None
+        self._topics: dict[str, TopicImage] | None = None
+        self._changed_partitions: dict[str, dict[int, PartitionState]] = {}
+
+    def replay(self, record: MetadataRecord, offset: int) -> bool:
+        """Replay one committed record stored at log ``offset``."""
+        self._offset = offset
+        handler = _HANDLERS.get(type(record))
+        return handler(self, record, offset) if handler is not None else False
+
+    def apply(self) -> MetadataImage:
+        """The image with every replayed record applied."""
+        brokers = self._image.brokers if self._brokers is None else _frozen(self._brokers)
+        topics: Mapping[str, TopicImage] = self._image.topics
+        if self._topics is not None or self._changed_partitions:
+            changed = self._writable_topics()
+            for name, partitions in self._changed_partitions.items():
+                topic = changed[name]
+                merged = tuple(partitions.get(p.partition, p) for p in topic.partitions)
+                changed[name] = TopicImage(topic.name, topic.topic_id, merged, topic.config)
+            topics = _frozen(changed)
+        return MetadataImage(brokers, topics, self._offset)
+
+    # -- state views while replaying --
+
+    def _broker_map(self) -> Mapping[int, BrokerRegistration]:
+        return self._image.brokers if self._brokers is None else self._brokers
+
+    def _writable_brokers(self) -> dict[int, BrokerRegistration]:
+        if self._brokers is None:
+            self._brokers = dict(self._image.brokers)
+        return self._brokers
+
+    def _topic_map(self) -> Mapping[str, TopicImage]:
+        return self._image.topics if self._topics is None else self._topics
+
+    def _writable_topics(self) -> dict[str, TopicImage]:
+        if self._topics is None:
+            self._topics = dict(self._image.topics)
+        return self._topics
+
+    # -- one handler per record kind --
+
+    def _register_broker(self, record: RegisterBroker, offset: int) -> bool:
+        self._writable_brokers()[record.node_id] = BrokerRegistration(
+            record.node_id, record.host, record.port, record.incarnation_id, record.fenced, offset
+        )
+        return True
+
+    def _set_fenced(self, node_id: int, fenced: bool) -> bool:
+        broker = self._broker_map().get(node_id)
+        if broker is None:
+            return False
+        if broker.fenced != fenced:
+            self._writable_brokers()[node_id] = BrokerRegistration(
+                broker.node_id, broker.host, broker.port, broker.incarnation_id, fenced, broker.epoch
+            )
+        return True
+
+    def _fence_broker(self, record: FenceBroker, offset: int) -> bool:
+        return self._set_fenced(record.node_id, True)
+
+    def _unfence_broker(self, record: UnfenceBroker, offset: int) -> bool:
+        return self._set_fenced(record.node_id, False)
+
+    def _create_topic(self, record: CreateTopic, offset: int) -> bool:
+        if record.name in self._topic_map() or not record.partitions:
+            return False
+        if not all(replicas and len(set(replicas)) == len(replicas) for replicas in record.partitions):
+            return False
+        partitions = tuple(
+            PartitionState(index, replicas, replicas, replicas[0], 0, 0)
+            for index, replicas in enumerate(record.partitions)
+        )
+        self._writable_topics()[record.name] = TopicImage(
+            record.name, record.topic_id, partitions, _frozen(dict(record.config))
+        )
+        self._changed_partitions.pop(record.name, None)
+        return True
+
+    def _delete_topic(self, record: DeleteTopic, offset: int) -> bool:
+        topic = self._topic_map().get(record.name)
+        if topic is None or topic.topic_id != record.topic_id:
+            return False
+        del self._writable_topics()[record.name]
+        self._changed_partitions.pop(record.name, None)
+        return True
+
+    def _change_partition(self, record: PartitionChange, offset: int) -> bool:
+        topic = self._topic_map().get(record.topic)
+        if topic is None or not 0 <= record.partition < len(topic.partitions):
+            return False
+        pending = self._changed_partitions.get(record.topic, {})
+        current = pending.get(record.partition) or topic.partitions[record.partition]
+        replicas, isr = record.replicas, record.isr
+        if (
+            record.leader_epoch < current.leader_epoch
+            or not replicas
+            or len(set(replicas)) != len(replicas)
+            or not set(isr) <= set(replicas)
+            or (record.leader != NO_LEADER and record.leader not in isr)
+        ):
+            return False
+        self._changed_partitions.setdefault(record.topic, {})[record.partition] = PartitionState(
+            record.partition, replicas, isr, record.leader, record.leader_epoch, current.partition_epoch + 1
+        )
+        return True
+
+    def _change_config(self, record: ConfigChange, offset: int) -> bool:
+        topic = self._topic_map().get(record.topic)
+        if topic is None:
+            return False
+        self._writable_topics()[record.topic] = TopicImage(
+            topic.name, topic.topic_id, topic.partitions, _frozen(dict(record.config))
+        )
+        return True
+
+
+_HANDLERS: dict[type[MetadataRecord], Any] = {
+    RegisterBroker: MetadataDelta._register_broker,
+    FenceBroker: MetadataDelta._fence_broker,
+    UnfenceBroker: MetadataDelta._unfence_broker,
+    CreateTopic: MetadataDelta._create_topic,
+    DeleteTopic: MetadataDelta._delete_topic,
+    PartitionChange: MetadataDelta._change_partition,
+    ConfigChange: MetadataDelta._change_config,
+}
+
+
+def replay_all(image: MetadataImage, records: Iterable[MetadataRecord], first_offset: int) -> MetadataImage:
+    """``image`` with ``records`` (stored from ``first_offset`` on, one offset each) applied."""
+    delta = MetadataDelta(image)
+    for offset, record in enumerate(records, first_offset):
+        delta.replay(record, offset)
+    return delta.apply()

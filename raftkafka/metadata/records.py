@@ -1,0 +1,188 @@
+"""The typed records of the metadata log and their msgpack codec.
+
+Every change to cluster metadata is one of these records. A record is encoded as a msgpack array
+``[kind, field1, field2, ...]`` (fields in declaration order) and a batch as an array of records;
+``kind`` is the small int ``KIND`` of the record class. Adding a record kind is declaring a frozen
+dataclass with a new ``KIND`` under ``@record_kind`` (its field types must be in
+``fields.READERS_BY_TYPE``). Decoding never trusts its input: anything malformed raises
+``MetadataDecodeError`` (a ``ValueError``). Nothing here is ever pickled.
+
+Records are state assignments, not increments, so re-applying a record whose commit outcome was
+unknown is harmless.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import msgpack
+
+from raftkafka.metadata.fields import READERS_BY_TYPE, MetadataDecodeError, Reader, read_int, read_list, unpack
+
+__all__ = [
+    "ConfigChange",
+    "CreateTopic",
+    "DeleteTopic",
+    "FenceBroker",
+    "MetadataDecodeError",
+    "MetadataRecord",
+    "PartitionChange",
+    "RegisterBroker",
+    "UnfenceBroker",
+    "decode_records",
+    "encode_record",
+    "encode_records",
+    "join_encoded",
+]
+
+
+class MetadataRecord:
+    """Base of every record kind; ``KIND`` is its tag on the wire."""
+
+    __slots__ = ()
+    KIND: ClassVar[int]
+
+
+_R = TypeVar("_R", bound=type[MetadataRecord])
+_KINDS: dict[int, tuple[type[MetadataRecord], tuple[str, ...], tuple[Reader, ...]]] = {}
+_FIELD_NAMES: dict[type[MetadataRecord], tuple[str, ...]] = {}
+
+
+def record_kind(cls: _R) -> _R:
+    """Register a record dataclass with the codec under its ``KIND``."""
+    kind = cls.KIND
+    if kind in _KINDS:
+        raise ValueError(f"record kind {kind} is taken by {_KINDS[kind][0].__name__}")
+    hints = typing.get_type_hints(cls)
+    names = tuple(field.name for field in dataclasses.fields(cls))
+    readers = tuple(READERS_BY_TYPE[hints[name]] for name in names)
+    _KINDS[kind] = (cls, names, readers)
+    _FIELD_NAMES[cls] = names
+    return cls
+
+
+_record = dataclasses.dataclass(frozen=True, slots=True)
+
+
+@record_kind
+@_record
+class RegisterBroker(MetadataRecord):
+    """A broker process (``incarnation_id`` is unique per process start) registers its listener."""
+
+    KIND: ClassVar[int] = 1
+    node_id: int
+    host: str
+    port: int
+    incarnation_id: str
+    fenced: bool = False
+
+
+@record_kind
+@_record
+class FenceBroker(MetadataRecord):
+    """The broker may no longer lead or serve partitions (its session expired, or it shut down)."""
+
+    KIND: ClassVar[int] = 2
+    node_id: int
+
+
+@record_kind
+@_record
+class UnfenceBroker(MetadataRecord):
+    """The broker is alive and caught up again."""
+
+    KIND: ClassVar[int] = 3
+    node_id: int
+
+
+@record_kind
+@_record
+class CreateTopic(MetadataRecord):
+    """A new topic: one replica list per partition, the first replica being the preferred leader."""
+
+    KIND: ClassVar[int] = 4
+    name: str
+    topic_id: str
+    partitions: tuple[tuple[int, ...], ...]
+    config: dict[str, str]
+
+
+@record_kind
+@_record
+class DeleteTopic(MetadataRecord):
+    """The topic ``name`` with id ``topic_id`` is gone (a re-created topic of that name is not)."""
+
+    KIND: ClassVar[int] = 5
+    name: str
+    topic_id: str
+
+
+@record_kind
+@_record
+class PartitionChange(MetadataRecord):
+    """The new leader (-1 for none), ISR and replicas of one partition at ``leader_epoch``."""
+
+    KIND: ClassVar[int] = 6
+    topic: str
+    partition: int
+    leader: int
+    isr: tuple[int, ...]
+    leader_epoch: int
+    replicas: tuple[int, ...]
+
+
+@record_kind
+@_record
+class ConfigChange(MetadataRecord):
+    """The whole new per-topic config of ``topic`` (it replaces the previous one)."""
+
+    KIND: ClassVar[int] = 7
+    topic: str
+    config: dict[str, str]
+
+
+def _fields_of(record: MetadataRecord) -> list[Any]:
+    try:
+        names = _FIELD_NAMES[type(record)]
+    except KeyError:
+        raise TypeError(f"{type(record).__name__} is not a registered metadata record") from None
+    return [record.KIND, *(getattr(record, name) for name in names)]
+
+
+def encode_record(record: MetadataRecord) -> bytes:
+    """msgpack bytes of one record (join several with ``join_encoded``)."""
+    return msgpack.packb(_fields_of(record), use_bin_type=True)
+
+
+def join_encoded(encoded: Sequence[bytes]) -> bytes:
+    """A batch made of records already encoded one by one with ``encode_record``."""
+    header = msgpack.Packer(use_bin_type=True).pack_array_header(len(encoded))
+    return header + b"".join(encoded)
+
+
+def encode_records(records: Iterable[MetadataRecord]) -> bytes:
+    """msgpack bytes of a batch of records."""
+    return msgpack.packb([_fields_of(record) for record in records], use_bin_type=True)
+
+
+def _decode_record(value: Any) -> MetadataRecord:
+    items = read_list(value)
+    if not items:
+        raise MetadataDecodeError("empty record")
+    kind = read_int(items[0])
+    try:
+        cls, names, readers = _KINDS[kind]
+    except KeyError:
+        raise MetadataDecodeError(f"unknown record kind {kind}") from None
+    if len(items) != len(readers) + 1:
+        raise MetadataDecodeError(f"{cls.__name__} needs {len(readers)} fields, got {len(items) - 1}")
+    make: Callable[..., MetadataRecord] = cls
+    return make(**{name: reader(item) for name, reader, item in zip(names, readers, items[1:], strict=True)})
+
+
+def decode_records(data: bytes | bytearray | memoryview) -> list[MetadataRecord]:
+    """The records of a batch; ``MetadataDecodeError`` if ``data`` is not a valid batch."""
+    return [_decode_record(item) for item in read_list(unpack(data))]

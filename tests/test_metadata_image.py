@@ -1,0 +1,203 @@
+"""The metadata image: replay of every record kind, ignored misfits, deltas and the byte encoding."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from raftkafka.metadata.image import (
+    EMPTY_IMAGE,
+    BrokerRegistration,
+    MetadataDelta,
+    MetadataImage,
+    PartitionState,
+    replay_all,
+)
+from raftkafka.metadata.records import (
+    ConfigChange,
+    CreateTopic,
+    DeleteTopic,
+    FenceBroker,
+    MetadataDecodeError,
+    MetadataRecord,
+    PartitionChange,
+    RegisterBroker,
+    UnfenceBroker,
+)
+
+THREE_BROKERS = [RegisterBroker(n, "127.0.0.1", 9090 + n, f"inc-{n}") for n in (1, 2, 3)]
+EVENTS = CreateTopic("events", "id-events", ((1, 2), (2, 3), (3, 1)), {"retention.ms": "1000"})
+
+
+def cluster() -> MetadataImage:
+    return replay_all(EMPTY_IMAGE, [*THREE_BROKERS, EVENTS], 0)
+
+
+def test_empty_image() -> None:
+    assert EMPTY_IMAGE.offset == -1
+    assert EMPTY_IMAGE.topic("x") is None
+    assert EMPTY_IMAGE.live_brokers() == ()
+
+
+def test_register_fence_unfence() -> None:
+    image = replay_all(EMPTY_IMAGE, THREE_BROKERS, 10)
+    assert image.offset == 12
+    assert image.brokers[2] == BrokerRegistration(2, "127.0.0.1", 9092, "inc-2", fenced=False, epoch=11)
+    fenced = replay_all(image, [FenceBroker(2)], 13)
+    assert [b.node_id for b in fenced.live_brokers()] == [1, 3]
+    assert fenced.brokers[2].fenced and fenced.brokers[2].epoch == 11
+    unfenced = replay_all(fenced, [UnfenceBroker(2)], 14)
+    assert [b.node_id for b in unfenced.live_brokers()] == [1, 2, 3]
+    reregistered = replay_all(unfenced, [RegisterBroker(2, "h", 1, "inc-2b", fenced=True)], 15)
+    assert reregistered.brokers[2] == BrokerRegistration(2, "h", 1, "inc-2b", fenced=True, epoch=15)
+
+
+def test_create_topic_sets_preferred_leaders_and_full_isr() -> None:
+    topic = cluster().topic("events")
+    assert topic is not None
+    assert topic.topic_id == "id-events"
+    assert dict(topic.config) == {"retention.ms": "1000"}
+    assert topic.partitions[1] == PartitionState(1, (2, 3), (2, 3), 2, 0, 0)
+    assert [p.leader for p in topic.partitions] == [1, 2, 3]
+
+
+def test_partitions_led_by() -> None:
+    led = cluster().partitions_led_by(2)
+    assert [(name, p.partition) for name, p in led] == [("events", 1)]
+
+
+def test_partition_change_bumps_partition_epoch() -> None:
+    image = replay_all(cluster(), [PartitionChange("events", 0, 2, (2,), 1, (1, 2))], 4)
+    state = image.topics["events"].partitions[0]
+    assert state == PartitionState(0, (1, 2), (2,), 2, 1, 1)
+    # a second change in the same delta builds on the first
+    image = replay_all(
+        image,
+        [PartitionChange("events", 0, -1, (), 2, (1, 2)), PartitionChange("events", 0, 1, (1,), 3, (1, 2))],
+        5,
+    )
+    assert image.topics["events"].partitions[0] == PartitionState(0, (1, 2), (1,), 1, 3, 3)
+    assert image.topics["events"].partitions[1] == cluster().topics["events"].partitions[1]
+
+
+def test_config_change_replaces_config() -> None:
+    image = replay_all(cluster(), [ConfigChange("events", {"segment.bytes": "1024"})], 4)
+    assert dict(image.topics["events"].config) == {"segment.bytes": "1024"}
+    assert image.topics["events"].partitions == cluster().topics["events"].partitions
+
+
+def test_delete_topic_then_recreate_in_one_delta() -> None:
+    base = cluster()
+    delta = MetadataDelta(base)
+    assert delta.replay(PartitionChange("events", 0, 2, (2,), 1, (1, 2)), 4)
+    assert delta.replay(DeleteTopic("events", "id-events"), 5)
+    assert delta.replay(CreateTopic("events", "id-2", ((3,),), {}), 6)
+    image = delta.apply()
+    topic = image.topics["events"]
+    assert topic.topic_id == "id-2"
+    assert topic.partitions == (PartitionState(0, (3,), (3,), 3, 0, 0),)
+    assert base == cluster()  # the base image is untouched
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        DeleteTopic("nope", "x"),
+        DeleteTopic("events", "wrong-id"),
+        CreateTopic("events", "other", ((1,),), {}),  # exists
+        CreateTopic("empty", "e", (), {}),
+        CreateTopic("no-replicas", "e", ((1,), ()), {}),
+        CreateTopic("dup-replicas", "e", ((1, 1),), {}),
+        FenceBroker(42),
+        UnfenceBroker(42),
+        PartitionChange("nope", 0, 1, (1,), 1, (1,)),
+        PartitionChange("events", 3, 1, (1,), 1, (1,)),
+        PartitionChange("events", -1, 1, (1,), 1, (1,)),
+        PartitionChange("events", 0, 3, (1,), 1, (1, 2)),  # leader not in ISR
+        PartitionChange("events", 0, 1, (1, 3), 1, (1, 2)),  # ISR not within replicas
+        PartitionChange("events", 0, 1, (), 1, ()),  # no replicas
+        ConfigChange("nope", {}),
+    ],
+)
+def test_records_that_do_not_fit_are_ignored(record: MetadataRecord) -> None:
+    base = cluster()
+    delta = MetadataDelta(base)
+    assert delta.replay(record, 4) is False
+    image = delta.apply()
+    assert image.offset == 4  # the record still takes its offset
+    assert image.brokers == base.brokers
+    assert image.topics == base.topics
+
+
+def test_stale_leader_epoch_is_ignored() -> None:
+    image = replay_all(cluster(), [PartitionChange("events", 0, 2, (2,), 5, (1, 2))], 4)
+    stale = replay_all(image, [PartitionChange("events", 0, 1, (1,), 4, (1, 2))], 5)
+    assert stale.topics == image.topics
+
+
+def test_image_is_immutable() -> None:
+    image = cluster()
+    with pytest.raises(TypeError):
+        image.topics["x"] = image.topics["events"]  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        image.offset = 3  # type: ignore[misc]
+
+
+def test_to_bytes_round_trip() -> None:
+    image = replay_all(
+        cluster(), [FenceBroker(3), PartitionChange("events", 2, 1, (1,), 1, (3, 1)), ConfigChange("events", {})], 4
+    )
+    data = image.to_bytes()
+    assert MetadataImage.from_bytes(data) == image
+    assert MetadataImage.from_bytes(data).to_bytes() == data
+    assert MetadataImage.from_bytes(EMPTY_IMAGE.to_bytes()) == EMPTY_IMAGE
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        msgpack.packb([2, -1, [], []]),  # unknown format version
+        msgpack.packb([1, -1, [[1, "h", 1, "i", False, 0], [1, "h", 1, "i", False, 0]], []]),
+        msgpack.packb([1, -1, [], [["t", "i", {}, []], ["t", "i", {}, []]]]),
+        msgpack.packb([1, -1, [], [["t", "i", {}, [[[1], [1], 1, 0]]]]]),
+        msgpack.packb([1, -1, [[1, "h", 1, "i", 0, 0]], []]),
+        msgpack.packb([1, -1, []]),
+    ],
+)
+def test_from_bytes_rejects_malformed(payload: bytes) -> None:
+    with pytest.raises(MetadataDecodeError):
+        MetadataImage.from_bytes(payload)
+
+
+small = st.integers(0, 4)
+replica_lists = st.lists(small, min_size=0, max_size=3, unique=True).map(tuple)
+any_record: st.SearchStrategy[MetadataRecord] = st.one_of(
+    st.builds(RegisterBroker, small, st.just("h"), small, st.sampled_from(["a", "b"]), st.booleans()),
+    st.builds(FenceBroker, small),
+    st.builds(UnfenceBroker, small),
+    st.builds(
+        CreateTopic,
+        st.sampled_from(["a", "b"]),
+        st.sampled_from(["i1", "i2"]),
+        st.lists(replica_lists, max_size=3).map(tuple),
+        st.dictionaries(st.sampled_from(["k", "l"]), st.sampled_from(["1", "2"])),
+    ),
+    st.builds(DeleteTopic, st.sampled_from(["a", "b"]), st.sampled_from(["i1", "i2"])),
+    st.builds(
+        PartitionChange, st.sampled_from(["a", "b"]), small, st.integers(-1, 4), replica_lists, small, replica_lists
+    ),
+    st.builds(ConfigChange, st.sampled_from(["a", "b"]), st.dictionaries(st.sampled_from(["k"]), st.just("v"))),
+)
+
+
+@given(st.lists(any_record, max_size=30), st.integers(0, 30))
+def test_any_record_sequence_applies_and_round_trips(records: list[MetadataRecord], split: int) -> None:
+    whole = replay_all(EMPTY_IMAGE, records, 0)
+    # replaying in two deltas gives the same image as one
+    first = replay_all(EMPTY_IMAGE, records[:split], 0)
+    assert replay_all(first, records[split:], min(split, len(records))) == whole
+    assert whole.offset == len(records) - 1
+    assert MetadataImage.from_bytes(whole.to_bytes()) == whole
