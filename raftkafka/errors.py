@@ -59,6 +59,9 @@ InvalidRequestError = _error(42, "INVALID_REQUEST", doc="The request is malforme
 InvalidConfigError = _error(40, "INVALID_CONFIG", doc="A configuration key or value is invalid.")
 UnknownApiError = _error(44, "UNKNOWN_API", doc="The API key is not known to the server.")
 KafkaStorageError = _error(56, "STORAGE_ERROR", retriable=True, doc="The broker failed to read or write its disk.")
+DuplicateBrokerRegistrationError = _error(
+    101, "DUPLICATE_BROKER_REGISTRATION", doc="Another live incarnation of the broker holds the node id."
+)
 ClientClosedError = _error(1001, "CLIENT_CLOSED", doc="The client was closed.")
 FeatureNotAvailableError = _error(1002, "FEATURE_NOT_AVAILABLE", doc="The feature is not built yet.")
 KafkaTimeoutError = _error(1003, "TIMED_OUT", retriable=True, doc="A client-side deadline expired.")
