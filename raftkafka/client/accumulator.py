@@ -1,0 +1,338 @@
+"""The producer's record accumulator: per-partition batches of records waiting to be sent.
+
+User threads ``append`` records to the open batch of their partition (under one lock, no thread hop);
+the sender on the event loop thread ``drain``s the batches that are ready (full, lingered long enough,
+or flushed), sends them, and ``complete``s them with their base offset or an error. Every record gets a
+``RecordFuture``: two references (its batch and its index), resolved when its batch is.
+
+Memory is bounded by ``buffer_memory``: ``buffered`` counts the estimated bytes of every record not yet
+completed, and the producer refuses (or waits for room for) records beyond it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import Any
+
+from raftkafka.errors import ClientClosedError, KafkaTimeoutError, RaftKafkaError
+from raftkafka.structs import RecordMetadata, TopicPartition
+
+log = logging.getLogger(__name__)
+
+RECORD_OVERHEAD = 12
+"""Estimated bytes a record adds to a batch besides its key, value and headers."""
+
+DoneCallback = Callable[["RecordFuture"], Any]
+
+
+class ProducerBatch:
+    """Records for one partition, sent together as one record batch. Appended to under the accumulator's
+    lock until it leaves the accumulator; completed once, on the event loop thread."""
+
+    __slots__ = (
+        "_callbacks",
+        "_event",
+        "_lock",
+        "_waiter",
+        "attempts",
+        "base_offset",
+        "created",
+        "deadline",
+        "done",
+        "encoded",
+        "error",
+        "first_timestamp",
+        "full",
+        "max_timestamp",
+        "partition",
+        "records",
+        "retry_at",
+        "size",
+        "topic",
+        "tp",
+    )
+
+    def __init__(self, tp: TopicPartition, timestamp: int, now: float, deadline: float, lock: threading.Lock) -> None:
+        self.tp = tp
+        self.topic, self.partition = tp
+        self.records: list[list[Any]] = []
+        self.size = 0
+        self.first_timestamp = timestamp
+        self.max_timestamp = timestamp
+        self.created = now
+        self.deadline = deadline
+        self.retry_at = 0.0
+        self.attempts = 0
+        self.full = False
+        self.encoded: bytes | None = None
+        self.done = False
+        self.base_offset = -1
+        self.error: RaftKafkaError | None = None
+        self._lock = lock
+        self._event = threading.Event()
+        self._waiter: Any = None  # an asyncio.Future, created only when someone awaits
+        self._callbacks: list[tuple[DoneCallback, RecordFuture]] = []
+
+    def metadata(self, index: int) -> RecordMetadata:
+        """Where the batch's ``index``-th record was stored (offset -1 when unacknowledged, acks=0)."""
+        offset = self.base_offset + index if self.base_offset >= 0 else -1
+        return RecordMetadata(self.topic, self.partition, offset, self.first_timestamp + self.records[index][0])
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block the calling thread until the batch is done; False on timeout."""
+        return self.done or self._event.wait(timeout)
+
+    def waiter(self) -> Any:
+        """An asyncio future (of the running loop) that resolves when the batch is done."""
+        if self._waiter is None:
+            import asyncio
+
+            self._waiter = asyncio.get_running_loop().create_future()
+            if self.done:
+                self._waiter.set_result(None)
+        return self._waiter
+
+    def add_callback(self, callback: DoneCallback, future: RecordFuture) -> None:
+        with self._lock:
+            if not self.done:
+                self._callbacks.append((callback, future))
+                return
+        callback(future)
+
+    def finish(self, base_offset: int, error: RaftKafkaError | None) -> None:
+        """Resolve every record of the batch (event loop thread)."""
+        with self._lock:
+            if self.done:
+                return
+            self.base_offset = base_offset
+            self.error = error
+            self.done = True
+            callbacks, self._callbacks = self._callbacks, []
+        self._event.set()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        for callback, future in callbacks:
+            try:
+                callback(future)
+            except Exception:
+                log.exception("a producer callback failed")
+
+
+class RecordFuture:
+    """The outcome of one sent record: ``result()`` blocks, ``await`` suspends, until it is acknowledged."""
+
+    __slots__ = ("_batch", "_index")
+
+    def __init__(self, batch: ProducerBatch, index: int) -> None:
+        self._batch = batch
+        self._index = index
+
+    def done(self) -> bool:
+        """True once the record is acknowledged or failed."""
+        return self._batch.done
+
+    def result(self, timeout: float | None = None) -> RecordMetadata:
+        """The record's metadata, waiting up to ``timeout`` seconds; raises the error it failed with."""
+        batch = self._batch
+        if not batch.done and not batch.wait(timeout):
+            raise KafkaTimeoutError(f"record not acknowledged within {timeout} s")
+        if batch.error is not None:
+            raise batch.error.with_traceback(None)
+        return batch.metadata(self._index)
+
+    def exception(self, timeout: float | None = None) -> RaftKafkaError | None:
+        """The error the record failed with, or None once it succeeded."""
+        batch = self._batch
+        if not batch.done and not batch.wait(timeout):
+            raise KafkaTimeoutError(f"record not acknowledged within {timeout} s")
+        return batch.error
+
+    def add_done_callback(self, callback: DoneCallback) -> None:
+        """Call ``callback(future)`` when the record is done (on the producer's event loop thread, or at
+        once if it already is)."""
+        self._batch.add_callback(callback, self)
+
+    def __await__(self) -> Generator[Any, None, RecordMetadata]:
+        batch = self._batch
+        if not batch.done:
+            yield from batch.waiter().__await__()
+        return self.result(0)
+
+
+class RecordAccumulator:
+    """Per-partition queues of batches; the last batch of a queue is the open one.
+
+    Thread-safe: any thread may ``append``; ``drain``, ``reenqueue`` and ``complete`` belong to the sender
+    on the event loop thread. ``wakeup`` (set by the producer) is called, at most once per drain, when a
+    batch starts (its linger timer must be armed) or fills up.
+    """
+
+    def __init__(
+        self,
+        *,
+        batch_size: int,
+        linger_ms: float,
+        buffer_memory: int,
+        delivery_timeout_ms: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.batch_size = batch_size
+        self.linger = linger_ms / 1000
+        self.buffer_memory = buffer_memory
+        self.delivery_timeout = delivery_timeout_ms / 1000
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.buffered = 0
+        self.wakeup: Callable[[], None] = _no_wakeup
+        self._queues: dict[TopicPartition, deque[ProducerBatch]] = {}
+        self._incomplete: set[ProducerBatch] = set()
+        self._wake_pending = False
+        self._flushing = 0
+        self._closed = False
+
+    @property
+    def has_room(self) -> bool:
+        """False while the buffered records use ``buffer_memory`` or more."""
+        return self.buffered < self.buffer_memory
+
+    @property
+    def incomplete(self) -> int:
+        """Batches created and not yet completed."""
+        return len(self._incomplete)
+
+    def append(  # noqa: PLR0917 - the per-record hot path: positional arguments are the cheapest
+        self, tp: TopicPartition, timestamp: int, key: bytes | None, value: bytes | None, headers: Any, size: int
+    ) -> tuple[RecordFuture, bool]:
+        """Add a record (``size`` its estimated bytes) to ``tp``'s open batch; returns its future and
+        whether that batch is now full."""
+        with self.lock:
+            if self._closed:
+                raise ClientClosedError("the producer is closed")
+            queue = self._queues.get(tp)
+            if queue is None:
+                queue = self._queues[tp] = deque()
+            batch = queue[-1] if queue else None
+            wake = False
+            if batch is None or batch.full:
+                now = self.clock()
+                batch = ProducerBatch(tp, timestamp, now, now + self.delivery_timeout, self.lock)
+                queue.append(batch)
+                self._incomplete.add(batch)
+                wake = True
+            records = batch.records
+            future = RecordFuture(batch, len(records))
+            records.append([timestamp - batch.first_timestamp, key, value, headers])
+            if timestamp > batch.max_timestamp:  # noqa: PLR1730 - cheaper than max() per record
+                batch.max_timestamp = timestamp
+            batch.size += size
+            self.buffered += size
+            full = batch.size + size > self.batch_size
+            if full:
+                batch.full = wake = True
+            if wake and not self._wake_pending:
+                self._wake_pending = True
+            else:
+                wake = False
+        if wake:
+            self.wakeup()
+        return future, full
+
+    def drain(
+        self, sendable: Callable[[TopicPartition], bool]
+    ) -> tuple[list[ProducerBatch], list[ProducerBatch], float | None]:
+        """Take at most one ready batch per partition whose leader is ``sendable``.
+
+        Returns ``(ready, expired, delay)``: the batches to send, the batches past their delivery
+        timeout (to fail), and seconds until the next batch becomes ready by time (None: no timer needed).
+        """
+        now = self.clock()
+        ready: list[ProducerBatch] = []
+        expired: list[ProducerBatch] = []
+        delay: float | None = None
+        with self.lock:
+            self._wake_pending = False
+            send_all = self._flushing > 0 or self._closed
+            linger = self.linger
+            for tp, queue in self._queues.items():
+                while queue and queue[0].deadline <= now:
+                    expired.append(queue.popleft())
+                if not queue:
+                    continue
+                batch = queue[0]
+                if batch.retry_at > now:
+                    wait = batch.retry_at - now
+                elif send_all or batch.full or len(queue) > 1 or now >= batch.created + linger:
+                    if not sendable(tp):
+                        continue
+                    ready.append(queue.popleft())
+                    if not queue:
+                        continue
+                    batch = queue[0]
+                    ripe = send_all or batch.full or len(queue) > 1 or now >= batch.created + linger
+                    wait = 0.0 if ripe else batch.created + linger - now
+                else:
+                    wait = batch.created + linger - now
+                delay = wait if delay is None else min(delay, wait)
+        return ready, expired, delay
+
+    def reenqueue(self, batch: ProducerBatch, retry_at: float) -> None:
+        """Put a batch that failed retriably back at the head of its queue, to be sent at ``retry_at``."""
+        batch.retry_at = retry_at
+        with self.lock:
+            batch.full = True  # closed to appends for good
+            queue = self._queues.get(batch.tp)
+            if queue is None:
+                queue = self._queues[batch.tp] = deque()
+            queue.appendleft(batch)
+
+    def complete(self, batch: ProducerBatch, base_offset: int, error: RaftKafkaError | None = None) -> None:
+        """Resolve a batch (success when ``error`` is None) and release its memory."""
+        with self.lock:
+            if batch in self._incomplete:
+                self._incomplete.discard(batch)
+                self.buffered -= batch.size
+        batch.finish(base_offset, error)
+
+    def begin_flush(self) -> list[ProducerBatch]:
+        """Make every batch ready now; returns the batches to wait for. Pair with ``end_flush``."""
+        with self.lock:
+            self._flushing += 1
+            pending = list(self._incomplete)
+        self.wakeup()
+        return pending
+
+    def end_flush(self) -> None:
+        with self.lock:
+            self._flushing -= 1
+
+    def close(self) -> None:
+        """Refuse new records; every queued batch becomes ready."""
+        with self.lock:
+            self._closed = True
+        self.wakeup()
+
+    def abort(self, error: RaftKafkaError) -> None:
+        """Fail every queued batch with ``error`` (batches in flight are completed by their responses)."""
+        with self.lock:
+            self._closed = True
+            queued = [batch for queue in self._queues.values() for batch in queue]
+            for queue in self._queues.values():
+                queue.clear()
+        for batch in queued:
+            self.complete(batch, -1, error)
+
+    def wait_done(self, batches: list[ProducerBatch], deadline: float | None) -> bool:
+        """Block until every batch is done (False if ``deadline``, a ``clock()`` value, passes first)."""
+        for batch in batches:
+            timeout = None if deadline is None else max(0.0, deadline - self.clock())
+            if not batch.wait(timeout):
+                return False
+        return True
+
+
+def _no_wakeup() -> None:
+    pass

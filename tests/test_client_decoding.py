@@ -1,0 +1,63 @@
+"""Decoding fetched batches into Records, and the client's metadata cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from raftkafka.client.cluster import ClusterMetadata
+from raftkafka.client.record_decoder import decode_fetched
+from raftkafka.errors import CorruptBatchError, MessageTooLargeError, UnknownTopicError
+from raftkafka.storage.compression import Compression
+from raftkafka.storage.record_batch import encode_batch, stamp
+from raftkafka.structs import BrokerInfo, PartitionInfo, Record, TopicPartition
+
+
+def _batch(base: int, values: list[bytes], compression: Compression = Compression.NONE) -> bytes:
+    records = [[i, b"k%d" % i if i % 2 else None, v, [["h", b"x"]] if i == 0 else []] for i, v in enumerate(values)]
+    buf = bytearray(encode_batch(records, first_timestamp=1000, max_timestamp=1000 + len(values) - 1,
+                                 compression=compression))
+    stamp(buf, 0, base, 0)
+    return bytes(buf)
+
+
+@pytest.mark.parametrize("compression", list(Compression))
+def test_decode_skips_below_position_and_drops_partial_tail(compression: Compression) -> None:
+    buf = _batch(10, [b"a", b"b", b"c"], compression) + _batch(13, [b"d", b"e"], compression)
+    records, next_offset = decode_fetched("t", 2, buf + buf[:20], 11)
+    assert next_offset == 15
+    assert [r.offset for r in records] == [11, 12, 13, 14]
+    assert records[0] == Record("t", 2, 11, 1001, b"k1", b"b", [])
+    assert records[2] == Record("t", 2, 13, 1000, None, b"d", [("h", b"x")])
+
+
+def test_decode_empty_and_fully_consumed() -> None:
+    assert decode_fetched("t", 0, b"", 5) == ([], 5)
+    assert decode_fetched("t", 0, _batch(0, [b"a"]), 1) == ([], 1)
+
+
+def test_decode_checks_crc_and_refuses_a_lone_partial_batch() -> None:
+    buf = bytearray(_batch(0, [b"abc"]))
+    buf[-1] ^= 0xFF
+    with pytest.raises(CorruptBatchError):
+        decode_fetched("t", 0, bytes(buf), 0)
+    with pytest.raises(MessageTooLargeError):
+        decode_fetched("t", 0, _batch(0, [b"abc" * 100])[:100], 0)
+
+
+def test_cluster_metadata_update() -> None:
+    cluster = ClusterMetadata()
+    errors = cluster.update({
+        "cluster_id": "c1", "controller_id": 1, "brokers": [[1, "127.0.0.1", 9092]],
+        "topics": [
+            {"name": "t", "error": 0, "partitions": [[1, 1, 0, [1], [1]], [0, -1, 0, [1], []]], "config": {"a": "b"}},
+            {"name": "nope", "error": 3, "message": "unknown topic nope", "partitions": []},
+        ],
+    })
+    assert isinstance(errors["nope"], UnknownTopicError)
+    assert cluster.partition_counts == {"t": 2}
+    assert cluster.partitions("t") == [TopicPartition("t", 0), TopicPartition("t", 1)]
+    assert cluster.topics["t"].partitions[0] == PartitionInfo(0, -1, [1], [])
+    assert cluster.leader(TopicPartition("t", 1)) == BrokerInfo(1, "127.0.0.1", 9092)
+    assert cluster.leader(TopicPartition("t", 0)) is None
+    cluster.update({"controller_id": 1, "brokers": [[1, "127.0.0.1", 9092]], "topics": []}, all_topics=True)
+    assert cluster.partitions("t") is None and cluster.leader(TopicPartition("t", 1)) is None
