@@ -215,6 +215,35 @@ def iter_batches(buf: Buffer, pos: int = 0) -> Iterator[BatchHeader]:
         pos = next_pos
 
 
+_BASE_AND_LENGTH = struct.Struct(">qi")
+_LAST_OFFSET_DELTA = struct.Struct(">i")
+_LAST_OFFSET_DELTA_POS = 23
+
+
+def complete_prefix(buf: Buffer, *, max_offset: int | None = None) -> tuple[int, int]:
+    """``(length, next_offset)`` of the run of complete batches at the start of ``buf``.
+
+    The run stops at an incomplete batch and before the first batch holding an offset at or after
+    ``max_offset`` (exclusive bound, e.g. the high watermark); ``next_offset`` is -1 for an empty run.
+    """
+    end = len(buf)
+    pos = 0
+    next_offset = -1
+    while end - pos >= HEADER_SIZE:
+        base_offset, batch_length = _BASE_AND_LENGTH.unpack_from(buf, pos)
+        if batch_length < MIN_BATCH_LENGTH:
+            break
+        batch_end = pos + batch_length + LOG_OVERHEAD
+        if batch_end > end:
+            break
+        batch_next = base_offset + _LAST_OFFSET_DELTA.unpack_from(buf, pos + _LAST_OFFSET_DELTA_POS)[0] + 1
+        if max_offset is not None and batch_next > max_offset:
+            break
+        pos = batch_end
+        next_offset = batch_next
+    return pos, next_offset
+
+
 def decode_records(
     buf: Buffer, pos: int, header: BatchHeader, *, max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED
 ) -> list[list[Any]]:
