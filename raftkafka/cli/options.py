@@ -23,9 +23,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 
-def _load_config_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
+def load_config_file(ctx: click.Context, value: str) -> None:
+    """Make the settings of TOML file ``value`` the defaults of ``ctx``'s command (``BadParameter`` if bad)."""
     try:
         with open(value, "rb") as fh:
             table = tomllib.load(fh)
@@ -39,6 +38,11 @@ def _load_config_file(ctx: click.Context, param: click.Parameter, value: str | N
             raise click.BadParameter(f"{value}: unknown setting {key!r} for this command")
         defaults[name] = ",".join(map(str, item)) if isinstance(item, list) else item
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
+
+
+def _config_option_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        load_config_file(ctx, value)
     return value
 
 
@@ -47,7 +51,7 @@ config_option = click.option(
     type=click.Path(dir_okay=False),
     is_eager=True,
     expose_value=False,
-    callback=_load_config_file,
+    callback=_config_option_callback,
     help="TOML file of settings (keys are the long flag names).",
 )
 

@@ -1,0 +1,115 @@
+"""``raftkafka consume``: print records of a topic to stdout, one per line; progress and summary on stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any, BinaryIO
+
+import click
+
+from raftkafka.cli.options import bootstrap_option, config_option, log_level_option, run_command, setup_logging
+from raftkafka.structs import Record
+from raftkafka.topic_name import validate_topic_name
+
+NULL = b"null"
+"""What is printed for a missing key or value, as Kafka's console consumer does."""
+
+POLL_TIMEOUT_MS = 200
+MAX_POLL_RECORDS = 10_000
+
+
+def format_records(records: Iterable[Record], print_key: bool) -> bytes:
+    """The output lines of ``records``: ``value`` or ``key<TAB>value``, each ending in a newline."""
+    if print_key:
+        lines = [(NULL if r.key is None else r.key) + b"\t" + (NULL if r.value is None else r.value) for r in records]
+    else:
+        lines = [NULL if r.value is None else r.value for r in records]
+    return b"\n".join(lines) + b"\n" if lines else b""
+
+
+def consume_to(
+    consumer: Any, out: BinaryIO, *, print_key: bool, max_messages: int | None, idle_timeout_ms: int | None
+) -> int:
+    """Write records from ``consumer`` to ``out`` until ``max_messages`` or ``idle_timeout_ms`` without any;
+    returns how many were written. A KeyboardInterrupt ends it early, with the count so far."""
+    written = 0
+    idle_deadline = None if idle_timeout_ms is None else time.monotonic() + idle_timeout_ms / 1000
+    try:
+        while max_messages is None or written < max_messages:
+            want = MAX_POLL_RECORDS if max_messages is None else min(MAX_POLL_RECORDS, max_messages - written)
+            records = consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=want)
+            if records:
+                out.write(format_records(records, print_key))
+                out.flush()
+                written += len(records)
+                if idle_timeout_ms is not None:
+                    idle_deadline = time.monotonic() + idle_timeout_ms / 1000
+            elif idle_deadline is not None and time.monotonic() >= idle_deadline:
+                break
+    except KeyboardInterrupt:
+        pass
+    return written
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the interpreter's final flush stays quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+@click.command()
+@click.argument("topic")
+@click.option("--group", default=None, metavar="G", help="Consume as a member of consumer group G.")
+@click.option("--from-beginning", is_flag=True, help="Start at the earliest offset (default: only new records).")
+@click.option("--max-messages", type=click.IntRange(min=1), default=None, help="Stop after this many records.")
+@click.option("--print-key", is_flag=True, help="Print key<TAB>value instead of the value only.")
+@click.option(
+    "--timeout-ms",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Stop when no record arrives for this long (default: wait forever).",
+)
+@bootstrap_option
+@config_option
+@log_level_option
+def consume(
+    *,
+    topic: str,
+    group: str | None,
+    from_beginning: bool,
+    max_messages: int | None,
+    print_key: bool,
+    timeout_ms: int | None,
+    bootstrap: str,
+    log_level: str,
+) -> None:
+    """Print the records of TOPIC, one per line, until --max-messages, --timeout-ms or Ctrl-C."""
+    setup_logging(log_level)
+
+    def run() -> None:
+        from raftkafka.client import Consumer
+
+        validate_topic_name(topic)
+        with Consumer(
+            topic,
+            bootstrap=bootstrap,
+            group_id=group,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+        ) as consumer:
+            try:
+                count = consume_to(
+                    consumer,
+                    sys.stdout.buffer,
+                    print_key=print_key,
+                    max_messages=max_messages,
+                    idle_timeout_ms=timeout_ms,
+                )
+            except BrokenPipeError:
+                _silence_stdout()
+                return
+        click.echo(f"Processed a total of {count} messages", err=True)
+
+    run_command(run)
