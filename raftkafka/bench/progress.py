@@ -21,6 +21,11 @@ class Progress:
         self._start = time.perf_counter()
         self._next_draw = self._start + REFRESH_S
 
+    @classmethod
+    def silent(cls) -> Progress:
+        """A progress that shows nothing (for warm-ups)."""
+        return cls("", 0, enabled=False)
+
     def update(self, done: int) -> None:
         """Note that ``done`` records are finished; redraw when the refresh interval has passed."""
         if not self.enabled:

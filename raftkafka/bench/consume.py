@@ -1,0 +1,69 @@
+"""The consume workload: read N records of one topic from the beginning as fast as one client can.
+
+The topic is topped up first (with the produce workload's sender) when it holds fewer than the warm-up
+plus N records. Bytes are counted as records times ``record_size``, the size the records were made with.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from raftkafka.bench.produce import make_producer, send_records
+from raftkafka.bench.progress import Progress
+from raftkafka.bench.result import BenchResult
+from raftkafka.bench.settings import BenchSettings, make_payload
+from raftkafka.bench.stats import throughput
+from raftkafka.bench.topic import ensure_topic
+from raftkafka.client import Consumer
+from raftkafka.errors import KafkaTimeoutError
+from raftkafka.structs import TopicPartition
+
+POLL_TIMEOUT_MS = 500
+MAX_POLL_RECORDS = 100_000
+STALL_TIMEOUT_S = 30.0
+
+
+def read_records(consumer: Any, count: int, progress: Progress) -> None:
+    """Poll until ``count`` records have arrived; ``KafkaTimeoutError`` if none come for ``STALL_TIMEOUT_S``."""
+    got = 0
+    stall_deadline = time.monotonic() + STALL_TIMEOUT_S
+    poll = consumer.poll
+    while got < count:
+        records = poll(timeout_ms=POLL_TIMEOUT_MS, max_records=min(MAX_POLL_RECORDS, count - got))
+        if records:
+            got += len(records)
+            progress.update(got)
+            stall_deadline = time.monotonic() + STALL_TIMEOUT_S
+        elif time.monotonic() >= stall_deadline:
+            raise KafkaTimeoutError(f"no records for {STALL_TIMEOUT_S:.0f} s after {got} of {count}")
+
+
+def run_consume(settings: BenchSettings, *, show_progress: bool) -> BenchResult:
+    """Top the topic up if needed, warm up, then consume ``settings.records`` records and measure."""
+    description = ensure_topic(settings)
+    partitions = [TopicPartition(settings.topic, p.id) for p in description.partitions]
+    needed = settings.warmup_records + settings.records
+    with Consumer(bootstrap=settings.bootstrap, auto_offset_reset="earliest") as consumer:
+        consumer.assign(partitions)
+        begin = consumer.beginning_offsets(partitions)
+        end = consumer.end_offsets(partitions)
+        available = sum(end[tp] - begin[tp] for tp in partitions)
+        if available < needed:
+            missing = needed - available
+            with make_producer(settings) as producer:
+                fill = Progress("filling topic", missing, enabled=show_progress)
+                send_records(producer, settings, missing, make_payload(settings.record_size), fill)
+                fill.finish(missing)
+        consumer.seek_to_beginning(partitions)
+        read_records(consumer, settings.warmup_records, Progress.silent())
+        progress = Progress("consume", settings.records, enabled=show_progress)
+        start = time.perf_counter_ns()
+        read_records(consumer, settings.records, progress)
+        elapsed = time.perf_counter_ns() - start
+        progress.finish(settings.records)
+    return BenchResult(
+        workload="consume",
+        settings=settings,
+        throughput=throughput(settings.records, settings.record_size, elapsed),
+    )
