@@ -1,0 +1,77 @@
+"""The cluster secret: the password every pysyncobj voter of one cluster runs with.
+
+pysyncobj unpickles every frame that reaches its Raft port; with a password it first decrypts and
+authenticates the frame (Fernet), so only holders of the secret can talk to a voter. The secret is
+generated with ``secrets`` at first start and kept, mode 0600, as ``cluster.secret`` in the metadata
+directory; later starts load it. Every voter of a multi-node cluster needs the same file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import stat
+from pathlib import Path
+
+SECRET_FILE_NAME = "cluster.secret"
+SECRET_BYTES = 32
+_MIN_SECRET_CHARS = 16
+
+
+class ClusterSecretError(ValueError):
+    """The secret file exists but cannot be used (too short, unreadable text, readable by others)."""
+
+
+def secret_path(metadata_dir: Path) -> Path:
+    """Where the cluster secret of ``metadata_dir`` lives."""
+    return metadata_dir / SECRET_FILE_NAME
+
+
+def read_cluster_secret(metadata_dir: Path) -> str:
+    """The stored secret; ``FileNotFoundError`` if there is none, ``ClusterSecretError`` if it is unusable."""
+    path = secret_path(metadata_dir)
+    with open(path, "rb") as file:
+        mode = os.fstat(file.fileno()).st_mode
+        raw = file.read(4096)
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ClusterSecretError(f"{path} is accessible by other users; make it mode 0600")
+    try:
+        secret = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ClusterSecretError(f"{path} is not an ASCII secret") from None
+    if len(secret) < _MIN_SECRET_CHARS:
+        raise ClusterSecretError(f"{path} holds a secret shorter than {_MIN_SECRET_CHARS} characters")
+    return secret
+
+
+def ensure_cluster_secret(metadata_dir: Path) -> str:
+    """The secret of ``metadata_dir``, generated and stored (mode 0600) if there is none yet."""
+    metadata_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return read_cluster_secret(metadata_dir)
+    except FileNotFoundError:
+        pass
+    secret = secrets.token_urlsafe(SECRET_BYTES)
+    path = secret_path(metadata_dir)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as file:
+            file.write(secret + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        with contextlib.suppress(FileExistsError):  # another process won the race: use its secret
+            os.link(temporary, path)
+        _fsync_directory(metadata_dir)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return read_cluster_secret(metadata_dir)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
