@@ -65,6 +65,9 @@ DuplicateBrokerRegistrationError = _error(
 ClientClosedError = _error(1001, "CLIENT_CLOSED", doc="The client was closed.")
 FeatureNotAvailableError = _error(1002, "FEATURE_NOT_AVAILABLE", doc="The feature is not built yet.")
 KafkaTimeoutError = _error(1003, "TIMED_OUT", retriable=True, doc="A client-side deadline expired.")
+NoOffsetForPartitionError = _error(
+    1004, "NO_OFFSET_FOR_PARTITION", doc="The consumer has no position for a partition and auto_offset_reset is none."
+)
 
 
 def for_code(code: int) -> type[RaftKafkaError]:
