@@ -9,10 +9,11 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from raftkafka.metadata.image import MetadataImage
+from raftkafka.metadata.records import MetadataRecord
 from raftkafka.net.server import RequestServer
 from raftkafka.storage.log_manager import LogManager
 from raftkafka.structs import BrokerInfo
@@ -23,7 +24,7 @@ from .replica_manager import ReplicaManager
 
 log = logging.getLogger(__name__)
 
-ImageListener = Callable[[MetadataImage], None]
+CommitListener = Callable[[MetadataImage, Sequence[MetadataRecord], int], None]
 
 
 class MetadataSource(Protocol):
@@ -34,8 +35,8 @@ class MetadataSource(Protocol):
         """The latest committed image."""
         ...
 
-    def subscribe(self, listener: ImageListener) -> None:
-        """Call ``listener`` on the event loop with each newly committed image."""
+    def add_listener(self, listener: CommitListener) -> None:
+        """Call ``listener(image, records, first_offset)`` on the event loop for each committed batch."""
         ...
 
 
@@ -71,7 +72,7 @@ class Broker:
         image = self.metadata.image
         self.replicas.apply_image(image)
         self.replicas.remove_strays(image)
-        self.metadata.subscribe(self._on_image)
+        self.metadata.add_listener(self._on_commit)
         api = BrokerApi(
             node_id=config.node_id,
             cluster_id=self.cluster_id,
@@ -104,7 +105,7 @@ class Broker:
             if not b.fenced
         ]
 
-    def _on_image(self, image: MetadataImage) -> None:
+    def _on_commit(self, image: MetadataImage, records: Sequence[MetadataRecord], first_offset: int) -> None:
         self.replicas.apply_image(image)
         if self._image_waiters:
             waiting = []

@@ -49,19 +49,28 @@ class ReplicaManager:
                     continue
                 key = (topic.name, state.partition)
                 wanted.add(key)
-                partition = self.partitions.get(key)
-                if partition is not None and partition.topic_id != topic.topic_id:
-                    self._drop(key)  # the topic was deleted and re-created under the same name
-                    partition = None
-                if partition is None:
-                    plog = self.log_manager.get_or_create(topic.name, state.partition, config)
-                    partition = Partition(topic.name, state.partition, topic.topic_id, plog)
-                    self.partitions[key] = partition
-                elif partition.log.config != config:
-                    partition.log.update_config(config)
+                try:
+                    partition = self._ensure(topic.name, state.partition, topic.topic_id, config)
+                except RaftKafkaError as exc:  # an offline log: the partition is not served, the rest are
+                    log.error("partition %s-%s is offline: %s", topic.name, state.partition, exc)
+                    continue
                 partition.set_role(state.leader, state.leader_epoch, self.node_id)
         for key in [k for k in self.partitions if k not in wanted]:
             self._drop(key)
+
+    def _ensure(self, topic: str, index: int, topic_id: str, config: LogConfig) -> Partition:
+        key = (topic, index)
+        partition = self.partitions.get(key)
+        if partition is not None and partition.topic_id != topic_id:
+            self._drop(key)  # the topic was deleted and re-created under the same name
+            partition = None
+        if partition is None:
+            plog = self.log_manager.get_or_create(topic, index, config)
+            partition = Partition(topic, index, topic_id, plog)
+            self.partitions[key] = partition
+        elif partition.log.config != config:
+            partition.log.update_config(config)
+        return partition
 
     def remove_strays(self, image: MetadataImage) -> list[TopicPartitionKey]:
         """Delete partition directories on disk that ``image`` does not place on this broker."""
