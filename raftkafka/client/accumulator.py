@@ -38,7 +38,6 @@ class ProducerBatch:
         "_event",
         "_lock",
         "_waiter",
-        "attempts",
         "base_offset",
         "created",
         "deadline",
@@ -66,7 +65,6 @@ class ProducerBatch:
         self.created = now
         self.deadline = deadline
         self.retry_at = 0.0
-        self.attempts = 0
         self.full = False
         self.encoded: bytes | None = None
         self.done = False

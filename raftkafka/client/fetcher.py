@@ -1,0 +1,401 @@
+"""The consumer's fetcher: positions of the assigned partitions, pipelined FETCH requests, and the buffer
+of fetched data waiting to be handed out.
+
+One FETCH per leader is in flight at a time, for every assigned partition of that leader that has a
+position and no unconsumed data buffered; so while the user works through one response, the next is
+already on its way, and at most one in flight plus one buffered response per partition exist (memory is
+bounded by twice ``fetch_max_bytes`` per leader). Responses are buffered as raw bytes and decoded only
+when ``take`` hands their records out. Partitions without a position are reset by LIST_OFFSETS according
+to their reset strategy. Event loop thread only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from raftkafka.client.network import Address, ClientNetwork
+from raftkafka.client.record_decoder import decode_fetched
+from raftkafka.errors import (
+    LeaderNotAvailableError,
+    MessageTooLargeError,
+    NoOffsetForPartitionError,
+    NotLeaderError,
+    OffsetOutOfRangeError,
+    RaftKafkaError,
+    UnknownTopicError,
+    from_wire,
+)
+from raftkafka.net.api import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, ApiKey
+from raftkafka.storage.record_batch import iter_batches
+from raftkafka.structs import Record, TopicPartition
+
+log = logging.getLogger(__name__)
+
+RESET_STRATEGIES = ("earliest", "latest", "none")
+_RESET_TIMESTAMP = {"earliest": EARLIEST_TIMESTAMP, "latest": LATEST_TIMESTAMP}
+_STALE_METADATA = (NotLeaderError, UnknownTopicError, LeaderNotAvailableError)
+
+
+@dataclass(slots=True)
+class PartitionState:
+    """Where the consumer is in one assigned partition.
+
+    ``position`` is the offset of the next record to hand out (None until reset); ``fetch_offset`` the
+    offset the next fetch asks for; ``epoch`` counts seeks, so data fetched before one is dropped.
+    """
+
+    reset: str
+    position: int | None = None
+    fetch_offset: int = 0
+    epoch: int = 0
+    fetching: bool = False
+    resetting: bool = False
+    buffered: int = 0
+    retry_at: float = 0.0
+
+    def seek(self, offset: int | None, reset: str) -> None:
+        self.position = offset
+        self.fetch_offset = offset if offset is not None else 0
+        self.reset = reset
+        self.epoch += 1
+
+
+@dataclass(slots=True)
+class FetchedData:
+    """One partition's part of a fetch response, or the error it got (raised by ``take``)."""
+
+    tp: TopicPartition
+    epoch: int
+    data: bytes = b""
+    next_offset: int = 0
+    error: RaftKafkaError | None = None
+    records: list[Record] = field(default_factory=list)
+    index: int = 0
+    decoded: bool = False
+
+
+class Fetcher:
+    """Fetches the assigned partitions from their leaders; ``take`` returns the records in offset order
+    per partition."""
+
+    def __init__(
+        self,
+        network: ClientNetwork,
+        *,
+        auto_offset_reset: str,
+        fetch_max_wait_ms: int,
+        fetch_min_bytes: int,
+        fetch_max_bytes: int,
+        max_partition_fetch_bytes: int,
+        check_crcs: bool,
+    ) -> None:
+        self.network = network
+        self.auto_offset_reset = auto_offset_reset
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.fetch_min_bytes = fetch_min_bytes
+        self.fetch_max_bytes = fetch_max_bytes
+        self.max_partition_fetch_bytes = max_partition_fetch_bytes
+        self.check_crcs = check_crcs
+        self.states: dict[TopicPartition, PartitionState] = {}
+        self._buffer: deque[FetchedData] = deque()
+        self._current: FetchedData | None = None
+        self._fetching: set[Address] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake: asyncio.Future[None] | None = None
+        self._data: asyncio.Future[None] | None = None
+        self._positioned: asyncio.Future[None] | None = None
+        self._runner: asyncio.Task[None] | None = None
+
+    # control --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.network.listeners.append(self.wakeup)
+        self._runner = asyncio.get_running_loop().create_task(self._run(), name="raftkafka-fetcher")
+
+    async def close(self) -> None:
+        for task in (self._runner, *self._tasks):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in (self._runner, *self._tasks) if t is not None), return_exceptions=True)
+
+    def wakeup(self) -> None:
+        """Plan fetches again (after an assignment change, a seek, consumed data or new metadata)."""
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        """Fetch exactly ``partitions``; the ones already assigned keep their positions."""
+        wanted = [TopicPartition(*tp) for tp in partitions]
+        self.states = {tp: self.states.get(tp) or PartitionState(self.auto_offset_reset) for tp in wanted}
+        self.network.topics |= {tp.topic for tp in wanted}
+        self._drop_stale()
+        self.wakeup()
+
+    def seek(self, tp: TopicPartition, offset: int | None, reset: str | None = None) -> None:
+        """Move ``tp``'s position to ``offset`` (or, when None, reset it with strategy ``reset``)."""
+        state = self._state(tp)
+        state.seek(offset, reset or self.auto_offset_reset)
+        self._drop_stale()
+        self.wakeup()
+
+    def _state(self, tp: TopicPartition) -> PartitionState:
+        state = self.states.get(tp)
+        if state is None:
+            raise ValueError(f"{tp.topic}-{tp.partition} is not assigned to this consumer")
+        return state
+
+    def _drop_stale(self) -> None:
+        current = self._current
+        if current is not None and not self._fresh(current):
+            self._current = None
+        kept = deque(d for d in self._buffer if self._fresh(d))
+        for state in self.states.values():
+            state.buffered = 0
+        for data in kept:
+            self.states[data.tp].buffered += 1
+        self._buffer = kept
+
+    def _fresh(self, data: FetchedData) -> bool:
+        state = self.states.get(data.tp)
+        return state is not None and state.epoch == data.epoch
+
+    async def wait_for_position(self, tp: TopicPartition, timeout: float) -> int:
+        """``tp``'s position, resetting it first if it has none."""
+        state = self._state(tp)
+        async with asyncio.timeout(timeout):
+            while state.position is None:
+                if state.reset == "none":
+                    raise NoOffsetForPartitionError(f"{tp.topic}-{tp.partition} has no position to start from")
+                if self._positioned is None or self._positioned.done():
+                    self._positioned = asyncio.get_running_loop().create_future()
+                self.wakeup()
+                await asyncio.shield(self._positioned)
+                state = self._state(tp)
+        return state.position
+
+    # handing out records --------------------------------------------------------------------------
+    def take(self, max_records: int) -> list[Record]:
+        """Up to ``max_records`` fetched records (raising a partition's error once its records are out)."""
+        out: list[Record] = []
+        while len(out) < max_records:
+            data = self._current
+            if data is None:
+                if not self._buffer:
+                    break
+                data = self._buffer.popleft()
+                state = self.states[data.tp]
+                state.buffered -= 1
+                self.wakeup()
+                if data.error is not None:
+                    if out:
+                        self._buffer.appendleft(data)
+                        state.buffered += 1
+                        break
+                    raise data.error
+                self._current = data
+            state = self.states[data.tp]
+            if not data.decoded:
+                data.records, _ = decode_fetched(
+                    data.tp.topic, data.tp.partition, data.data, state.position or 0, check_crcs=self.check_crcs
+                )
+                data.decoded = True
+            records, index = data.records, data.index
+            end = index + max_records - len(out)
+            if index == 0 and end >= len(records) and not out:
+                out = records
+            else:
+                out += records[index:end]
+            if end >= len(records):
+                self._current = None
+                state.position = data.next_offset
+            else:
+                data.index = end
+                state.position = records[end].offset
+        return out
+
+    def has_data(self) -> bool:
+        return self._current is not None or bool(self._buffer)
+
+    async def wait_for_data(self, timeout: float) -> None:
+        """Return when data (or an error) is buffered, or after ``timeout`` seconds."""
+        if self.has_data():
+            return
+        if self._data is None or self._data.done():
+            self._data = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._data)
+        except TimeoutError:
+            pass
+
+    def _deliver(self, data: FetchedData) -> None:
+        self._buffer.append(data)
+        self.states[data.tp].buffered += 1
+        if self._data is not None and not self._data.done():
+            self._data.set_result(None)
+
+    # the fetch loop -------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake = wake = loop.create_future()
+            delay = self._plan()
+            timer = loop.call_later(delay, self.wakeup) if delay is not None else None
+            await wake
+            if timer is not None:
+                timer.cancel()
+
+    def _plan(self) -> float | None:
+        """Start the resets and fetches that can start; returns seconds until a backoff ends (if any)."""
+        now = time.monotonic()
+        cluster = self.network.cluster
+        fetches: dict[Address, list[tuple[TopicPartition, PartitionState]]] = {}
+        resets: dict[Address, list[tuple[TopicPartition, PartitionState]]] = {}
+        delay: float | None = None
+        for tp, state in self.states.items():
+            if state.fetching or state.resetting or state.buffered:
+                continue
+            if state.retry_at > now:
+                wait = state.retry_at - now
+                delay = wait if delay is None else min(delay, wait)
+                continue
+            if state.position is None and state.reset == "none":
+                continue
+            leader = cluster.leader(tp)
+            if leader is None:
+                self.network.request_refresh()
+                continue
+            address = (leader.host, leader.port)
+            if state.position is None:
+                resets.setdefault(address, []).append((tp, state))
+            elif address not in self._fetching:
+                fetches.setdefault(address, []).append((tp, state))
+        for address, parts in resets.items():
+            for _, state in parts:
+                state.resetting = True
+            self._spawn(self._reset(address, parts))
+        for address, parts in fetches.items():
+            for _, state in parts:
+                state.fetching = True
+            self._fetching.add(address)
+            self._spawn(self._fetch(address, parts))
+        return delay
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _backoff(self, state: PartitionState, error: RaftKafkaError) -> None:
+        state.retry_at = time.monotonic() + self.network.retry_backoff
+        if isinstance(error, _STALE_METADATA) or not error.retriable:
+            self.network.request_refresh()
+
+    async def _fetch(self, address: Address, parts: list[tuple[TopicPartition, PartitionState]]) -> None:
+        sent = {tp: (state, state.epoch, state.fetch_offset) for tp, state in parts}
+        topics: dict[str, list[list[int]]] = {}
+        for tp, state in parts:
+            topics.setdefault(tp.topic, []).append([tp.partition, state.fetch_offset, self.max_partition_fetch_bytes])
+        body = {
+            "max_wait_ms": self.fetch_max_wait_ms,
+            "min_bytes": self.fetch_min_bytes,
+            "max_bytes": self.fetch_max_bytes,
+            "topics": list(topics.items()),
+        }
+        try:
+            timeout = self.network.request_timeout + self.fetch_max_wait_ms / 1000
+            response = await self.network.request(ApiKey.FETCH, body, address=address, timeout=timeout)
+        except RaftKafkaError as exc:
+            log.debug("fetch from %s:%d failed: %s", *address, exc)
+            for _, state in parts:
+                self._backoff(state, exc)
+            self.network.request_refresh()
+            return
+        finally:
+            self._fetching.discard(address)
+            for _, state in parts:
+                state.fetching = False
+            self.wakeup()
+        for topic, partitions in response["topics"]:
+            for partition, error, _high_watermark, _log_start, data in partitions:
+                tp = TopicPartition(topic, partition)
+                entry = sent.get(tp)
+                if entry is None or self.states.get(tp) is not entry[0] or entry[0].epoch != entry[1]:
+                    continue  # unassigned or sought since the request went out
+                state, epoch, offset = entry
+                if error:
+                    self._fetch_error(tp, state, from_wire(error, None))
+                elif data:
+                    next_offset = offset
+                    for header in iter_batches(data):
+                        next_offset = header.next_offset
+                    if next_offset == offset:
+                        self._deliver(FetchedData(tp, epoch, error=MessageTooLargeError(
+                            f"{topic}-{partition} at offset {offset}: a batch is larger than "
+                            f"max_partition_fetch_bytes ({self.max_partition_fetch_bytes})"
+                        )))
+                        continue
+                    state.fetch_offset = next_offset
+                    self._deliver(FetchedData(tp, epoch, data, next_offset))
+
+    def _fetch_error(self, tp: TopicPartition, state: PartitionState, error: RaftKafkaError) -> None:
+        if isinstance(error, OffsetOutOfRangeError):
+            if state.reset == "none":
+                self._deliver(FetchedData(tp, state.epoch, error=OffsetOutOfRangeError(
+                    f"offset {state.fetch_offset} is out of range for {tp.topic}-{tp.partition}"
+                )))
+            else:
+                log.info("offset %d out of range for %s-%d; resetting to %s",
+                         state.fetch_offset, tp.topic, tp.partition, state.reset)
+                state.seek(None, state.reset)
+        elif error.retriable:
+            self._backoff(state, error)
+        else:
+            self._deliver(FetchedData(tp, state.epoch, error=error))
+
+    async def _reset(self, address: Address, parts: list[tuple[TopicPartition, PartitionState]]) -> None:
+        epochs = {tp: state.epoch for tp, state in parts}
+        try:
+            offsets = await self.list_offsets(address, {tp: _RESET_TIMESTAMP[state.reset] for tp, state in parts})
+        except RaftKafkaError as exc:
+            for _, state in parts:
+                self._backoff(state, exc)
+        else:
+            for tp, state in parts:
+                if self.states.get(tp) is not state or state.epoch != epochs[tp]:
+                    continue
+                result = offsets[tp]
+                if not isinstance(result, RaftKafkaError):
+                    state.position = state.fetch_offset = result
+                elif result.retriable:
+                    self._backoff(state, result)
+                else:
+                    self._deliver(FetchedData(tp, state.epoch, error=result))
+        finally:
+            for _, state in parts:
+                state.resetting = False
+            if self._positioned is not None and not self._positioned.done():
+                self._positioned.set_result(None)
+            self.wakeup()
+
+    async def list_offsets(
+        self, address: Address, timestamps: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, int | RaftKafkaError]:
+        """LIST_OFFSETS for partitions led by ``address``: each partition's offset, or its error."""
+        topics: dict[str, list[list[int]]] = {}
+        for tp, timestamp in timestamps.items():
+            topics.setdefault(tp.topic, []).append([tp.partition, timestamp])
+        response = await self.network.request(ApiKey.LIST_OFFSETS, {"topics": list(topics.items())}, address=address)
+        out: dict[TopicPartition, int | RaftKafkaError] = {}
+        for topic, partitions in response["topics"]:
+            for partition, error, offset, _timestamp in partitions:
+                out[TopicPartition(topic, partition)] = from_wire(error, None) if error else offset
+        for tp in timestamps:
+            out.setdefault(tp, LeaderNotAvailableError(f"no offset returned for {tp.topic}-{tp.partition}"))
+        return out

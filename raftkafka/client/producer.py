@@ -1,0 +1,402 @@
+"""The asynchronous producer: records go into the accumulator, a sender task ships ready batches.
+
+The sender drains at most one ready batch per partition per round, groups them by leader into one PRODUCE
+request per broker (at most ``max_in_flight`` requests outstanding per broker), encodes each batch once
+with ``encode_batch``, and retries retriable failures with backoff until the batch's delivery timeout.
+``try_append`` is the per-record hot path and is safe to call from any thread: the sync ``Producer`` calls
+it directly from user threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from raftkafka.client.accumulator import RECORD_OVERHEAD, ProducerBatch, RecordAccumulator, RecordFuture
+from raftkafka.client.network import Address, ClientNetwork
+from raftkafka.client.partitioner import StickyPartitioner
+from raftkafka.errors import (
+    ClientClosedError,
+    FeatureNotAvailableError,
+    KafkaTimeoutError,
+    LeaderNotAvailableError,
+    NotLeaderError,
+    RaftKafkaError,
+    UnknownServerError,
+    UnknownTopicError,
+    from_wire,
+)
+from raftkafka.net.api import ACKS_ALL, ApiKey
+from raftkafka.storage.compression import Compression
+from raftkafka.storage.record_batch import encode_batch
+from raftkafka.structs import Headers, RecordMetadata, TopicPartition
+
+log = logging.getLogger(__name__)
+
+_ACKS: dict[Any, int] = {0: 0, 1: 1, -1: ACKS_ALL, "0": 0, "1": 1, "-1": ACKS_ALL, "all": ACKS_ALL}
+_STALE_METADATA = (NotLeaderError, UnknownTopicError, LeaderNotAvailableError)
+_NO_HEADERS: tuple[()] = ()
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class AsyncProducer:
+    """Sends records to topics, batching them per partition. Use ``async with`` or ``start()``/``close()``.
+
+    ``acks``: 0 (no acknowledgement), 1 (the leader stored it) or ``"all"``/-1 (every in-sync replica did).
+    ``linger_ms``: how long a batch waits for more records; ``batch_size``: bytes that fill a batch;
+    ``buffer_memory``: bytes of unacknowledged records before ``send`` waits (up to ``max_block_ms``,
+    which also bounds waiting for a topic's metadata); ``delivery_timeout_ms``: how long a record may take,
+    retries included, before its future fails.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str | Sequence[str] = "127.0.0.1:9092",
+        *,
+        acks: int | str = "all",
+        linger_ms: float = 5,
+        batch_size: int = 16_384,
+        buffer_memory: int = 32 * 1024 * 1024,
+        max_in_flight: int = 5,
+        compression_type: str = "none",
+        delivery_timeout_ms: float = 120_000,
+        request_timeout_ms: float = 30_000,
+        retry_backoff_ms: float = 100,
+        max_block_ms: float = 60_000,
+        idempotent: bool = False,
+    ) -> None:
+        if idempotent:
+            raise FeatureNotAvailableError("the idempotent producer arrives with issue 4; use idempotent=False")
+        if acks not in _ACKS:
+            raise ValueError(f"acks must be 0, 1 or 'all' (-1), not {acks!r}")
+        if batch_size < 1 or buffer_memory < 1 or max_in_flight < 1 or linger_ms < 0:
+            raise ValueError("batch_size, buffer_memory and max_in_flight must be positive, linger_ms >= 0")
+        self.acks = _ACKS[acks]
+        self.compression = Compression.from_name(compression_type)
+        self.max_in_flight = max_in_flight
+        self.max_block = max_block_ms / 1000
+        self.request_timeout = request_timeout_ms / 1000
+        self.retry_backoff = retry_backoff_ms / 1000
+        self._network = ClientNetwork(
+            bootstrap, request_timeout_ms=request_timeout_ms, retry_backoff_ms=retry_backoff_ms
+        )
+        self._accumulator = RecordAccumulator(
+            batch_size=batch_size,
+            linger_ms=linger_ms,
+            buffer_memory=buffer_memory,
+            delivery_timeout_ms=delivery_timeout_ms,
+        )
+        self._sticky = StickyPartitioner()
+        self._partition_counts = self._network.cluster.partition_counts
+        self._in_flight: dict[Address, int] = {}
+        self._requests: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._sender: asyncio.Task[None] | None = None
+        self._wake: asyncio.Future[None] | None = None
+        self._space: asyncio.Future[None] | None = None
+        self._closed = False
+
+    # lifecycle ------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect to the cluster (``BrokerNotAvailableError`` if no bootstrap server answers)."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._accumulator.wakeup = self._wakeup
+        self._network.listeners.append(self._wakeup_local)
+        try:
+            await self._network.refresh([])
+        except BaseException:
+            await self._network.close()
+            raise
+        self._sender = self._loop.create_task(self._run_sender(), name="raftkafka-producer-sender")
+
+    async def __aenter__(self) -> AsyncProducer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Send every buffered record and wait for the answers (at most ``timeout`` seconds; records still
+        unanswered then fail with ``ClientClosedError``), then close the connections."""
+        if self._closed:
+            return
+        self._closed = True
+        self._accumulator.close()
+        if self._sender is not None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await asyncio.shield(self._sender)
+            except TimeoutError:
+                pass
+            self._accumulator.abort(ClientClosedError("the producer was closed before the record was sent"))
+            self._sender.cancel()
+            for task in (self._sender, *self._requests):
+                task.cancel()
+            await asyncio.gather(self._sender, *self._requests, return_exceptions=True)
+        await self._network.close()
+
+    # sending --------------------------------------------------------------------------------------
+    def try_append(  # noqa: PLR0917 - the per-record hot path: positional arguments are the cheapest
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Headers | None,
+        partition: int | None,
+        timestamp_ms: int | None,
+    ) -> RecordFuture | None:
+        """Add one record to its batch without waiting; None when it must wait (its topic's metadata is not
+        known yet, or the buffer is full) and ``send`` should be used. Callable from any thread."""
+        count = self._partition_counts.get(topic)
+        accumulator = self._accumulator
+        if count is None or accumulator.buffered >= accumulator.buffer_memory:
+            return None
+        size = RECORD_OVERHEAD
+        if value is not None:
+            if type(value) is not bytes:
+                value = _as_bytes(value, "value")
+            size += len(value)
+        if key is not None:
+            if type(key) is not bytes:
+                key = _as_bytes(key, "key")
+            size += len(key)
+        if headers:
+            headers = _check_headers(headers)
+            size += sum(len(k) + len(v) + 2 for k, v in headers)
+        else:
+            headers = _NO_HEADERS
+        sticky = False
+        if partition is None:
+            if key is None:
+                partition = self._sticky.partition(topic, count)
+                sticky = True
+            else:
+                partition = zlib.crc32(key) % count
+        elif not 0 <= partition < count:
+            raise ValueError(f"partition {partition} does not exist: {topic!r} has {count} partitions")
+        future, full = accumulator.append(
+            (topic, partition),  # type: ignore[arg-type]  # a plain tuple: equal to, and cheaper than, a TopicPartition
+            _now_ms() if timestamp_ms is None else timestamp_ms,
+            key,
+            value,
+            headers,
+            size,
+        )
+        if full and sticky:
+            self._sticky.batch_full(topic, count)
+        return future
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        *,
+        headers: Headers | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> RecordFuture:
+        """Queue a record; returns its future (await it for the ``RecordMetadata``).
+
+        Waits (up to ``max_block_ms``) for the topic's metadata and for buffer room.
+        """
+        future = self.try_append(topic, value, key, headers, partition, timestamp_ms)
+        if future is not None:
+            return future
+        if self._closed:
+            raise ClientClosedError("the producer is closed")
+        deadline = time.monotonic() + self.max_block
+        while (future := self.try_append(topic, value, key, headers, partition, timestamp_ms)) is None:
+            remaining = deadline - time.monotonic()
+            if topic not in self._partition_counts:
+                await self._network.wait_for_topics([topic], max(remaining, 0.0))
+                continue
+            if remaining <= 0:
+                raise KafkaTimeoutError(f"no room in the producer's buffer within {self.max_block:g} s")
+            if self._space is None or self._space.done():
+                self._space = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(remaining):
+                    await asyncio.shield(self._space)
+            except TimeoutError:
+                pass
+        return future
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        *,
+        headers: Headers | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> RecordMetadata:
+        """Send one record and wait for its acknowledgement."""
+        future = await self.send(topic, value, key, headers=headers, partition=partition, timestamp_ms=timestamp_ms)
+        return await future
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Send every buffered record now and wait until each is acknowledged or failed."""
+        pending = self._accumulator.begin_flush()
+        try:
+            async with asyncio.timeout(timeout):
+                for batch in pending:
+                    await batch.waiter()
+        except TimeoutError:
+            raise KafkaTimeoutError(f"flush did not finish within {timeout} s") from None
+        finally:
+            self._accumulator.end_flush()
+
+    async def partitions_for(self, topic: str) -> list[TopicPartition]:
+        """The partitions of ``topic`` (waiting up to ``max_block_ms`` for its metadata)."""
+        if topic not in self._partition_counts:
+            await self._network.wait_for_topics([topic], self.max_block)
+        return self._network.cluster.partitions(topic) or []
+
+    # the sender -----------------------------------------------------------------------------------
+    def _wakeup(self) -> None:
+        """Wake the sender; callable from any thread."""
+        if threading.get_ident() == self._loop_thread:
+            self._wakeup_local()
+        elif self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wakeup_local)
+
+    def _wakeup_local(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def _sendable(self, tp: TopicPartition) -> bool:
+        leader = self._network.cluster.leader(tp)
+        if leader is None:
+            self._network.topics.add(tp[0])
+            self._network.request_refresh()
+            return False
+        return self._in_flight.get((leader.host, leader.port), 0) < self.max_in_flight
+
+    async def _run_sender(self) -> None:
+        loop = asyncio.get_running_loop()
+        accumulator = self._accumulator
+        while True:
+            self._wake = wake = loop.create_future()
+            ready, expired, delay = accumulator.drain(self._sendable)
+            for batch in expired:
+                accumulator.complete(batch, -1, KafkaTimeoutError(
+                    f"{batch.topic}-{batch.partition}: {len(batch.records)} records expired before they were "
+                    f"sent (delivery timeout {accumulator.delivery_timeout:g} s)"
+                ))
+            if expired:
+                self._notify_space()
+            if ready:
+                self._dispatch(ready)
+            if self._closed and accumulator.incomplete == 0:
+                return
+            if delay is not None and delay <= 0:
+                await asyncio.sleep(0)
+                continue
+            timer = loop.call_later(delay, self._wakeup_local) if delay is not None else None
+            await wake
+            if timer is not None:
+                timer.cancel()
+
+    def _dispatch(self, batches: list[ProducerBatch]) -> None:
+        by_leader: dict[Address, list[ProducerBatch]] = {}
+        cluster = self._network.cluster
+        for batch in batches:
+            leader = cluster.leader(batch.tp)
+            if leader is None:  # metadata changed since the drain
+                self._accumulator.reenqueue(batch, 0.0)
+                continue
+            if batch.encoded is None:
+                batch.encoded = encode_batch(
+                    batch.records,
+                    first_timestamp=batch.first_timestamp,
+                    max_timestamp=batch.max_timestamp,
+                    compression=self.compression,
+                )
+            by_leader.setdefault((leader.host, leader.port), []).append(batch)
+        for address, group in by_leader.items():
+            topics: dict[str, list[list[Any]]] = {}
+            for batch in group:
+                topics.setdefault(batch.topic, []).append([batch.partition, batch.encoded])
+            body = {"acks": self.acks, "timeout_ms": int(self.request_timeout * 1000), "topics": list(topics.items())}
+            self._in_flight[address] = self._in_flight.get(address, 0) + 1
+            task = asyncio.get_running_loop().create_task(self._produce(address, group, body))
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
+
+    async def _produce(self, address: Address, batches: list[ProducerBatch], body: dict[str, Any]) -> None:
+        try:
+            if self.acks == 0:
+                conn = await self._network.pool.get(address)
+                conn.send_oneway(ApiKey.PRODUCE, 0, body)
+                for batch in batches:
+                    self._accumulator.complete(batch, -1)
+                await conn.wait_writable()
+            else:
+                response = await self._network.request(ApiKey.PRODUCE, body, address=address)
+                self._handle_response(batches, response)
+        except RaftKafkaError as exc:
+            if exc.retriable:
+                self._network.request_refresh()
+            self._retry_or_fail(batches, exc)
+        finally:
+            self._in_flight[address] -= 1
+            self._notify_space()
+            self._wakeup_local()
+
+    def _handle_response(self, batches: list[ProducerBatch], response: dict[str, Any]) -> None:
+        by_tp = {batch.tp: batch for batch in batches}
+        for topic, partitions in response["topics"]:
+            for partition, error, base_offset, message in partitions:
+                batch = by_tp.pop((topic, partition), None)
+                if batch is None:
+                    continue
+                if not error:
+                    self._accumulator.complete(batch, base_offset)
+                    continue
+                exc = from_wire(error, message)
+                if isinstance(exc, _STALE_METADATA):
+                    self._network.request_refresh()
+                self._retry_or_fail([batch], exc)
+        for batch in by_tp.values():
+            self._accumulator.complete(batch, -1, UnknownServerError(f"no answer for {batch.topic}-{batch.partition}"))
+
+    def _retry_or_fail(self, batches: list[ProducerBatch], error: RaftKafkaError) -> None:
+        retry_at = time.monotonic() + self.retry_backoff
+        for batch in batches:
+            if error.retriable and retry_at < batch.deadline:
+                log.warning("retrying %s-%d (%d records): %s", batch.topic, batch.partition, len(batch.records), error)
+                self._accumulator.reenqueue(batch, retry_at)
+            else:
+                self._accumulator.complete(batch, -1, error)
+
+    def _notify_space(self) -> None:
+        space = self._space
+        if space is not None and not space.done() and self._accumulator.has_room:
+            space.set_result(None)
+
+
+def _as_bytes(data: Any, what: str) -> bytes:
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    raise TypeError(f"record {what} must be bytes or None, not {type(data).__name__}")
+
+
+def _check_headers(headers: Headers) -> Headers:
+    for entry in headers:
+        if len(entry) != 2 or not isinstance(entry[0], str) or not isinstance(entry[1], bytes):
+            raise TypeError(f"headers must be (str, bytes) pairs, not {entry!r}")
+    return headers

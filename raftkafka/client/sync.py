@@ -1,0 +1,271 @@
+"""The synchronous clients: thin wrappers running the async clients on a private event loop thread.
+
+Each ``Producer``, ``Consumer`` and ``Admin`` owns one background thread with its own event loop (uvloop
+when installed). Calls hop to that thread and wait for the answer, except ``Producer.send``, which
+appends to the shared, lock-guarded accumulator from the caller's thread and only hops when it must
+wait (unknown topic, full buffer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from raftkafka.client.accumulator import RecordFuture
+from raftkafka.client.admin import AsyncAdmin
+from raftkafka.client.consumer import AsyncConsumer, PartitionArgs
+from raftkafka.client.producer import AsyncProducer
+from raftkafka.errors import KafkaTimeoutError
+from raftkafka.net.eventloop import new_event_loop
+from raftkafka.structs import BrokerInfo, Headers, Record, TopicDescription, TopicPartition
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An event loop running in a daemon thread, owned by one sync client."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and wait for its result (``KafkaTimeoutError`` after ``timeout`` s)."""
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("a blocking client call cannot be made from the client's own callbacks")
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise KafkaTimeoutError(f"the call did not finish within {timeout} s") from None
+
+    def call(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a plain function on the loop thread and return its result."""
+
+        async def call() -> T:
+            return function(*args)
+
+        return self.run(call())
+
+    def stop(self) -> None:
+        """Stop the loop and its thread."""
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join()
+        self.loop.close()
+
+
+def _started(name: str, make: Callable[[], T], start: Callable[[T], Coroutine[Any, Any, None]]) -> tuple[LoopThread, T]:
+    thread = LoopThread(name)
+    try:
+        client = make()
+        thread.run(start(client))
+    except BaseException:
+        thread.stop()
+        raise
+    return thread, client
+
+
+class Producer:
+    """Sends records to topics; the sync twin of ``AsyncProducer`` (same keyword arguments).
+
+    ``send`` returns a ``RecordFuture`` at once; ``future.result()`` blocks for its ``RecordMetadata``.
+    Closing (or leaving the ``with`` block) sends and waits for every buffered record.
+    """
+
+    def __init__(self, bootstrap: str | Sequence[str] = "127.0.0.1:9092", **config: Any) -> None:
+        self._thread, self._producer = _started(
+            "raftkafka-producer", lambda: AsyncProducer(bootstrap, **config), AsyncProducer.start
+        )
+        self._try_append = self._producer.try_append
+        self._closed = False
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        *,
+        headers: Headers | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> RecordFuture:
+        """Queue a record and return its future; blocks only to wait for metadata or buffer room."""
+        future = self._try_append(topic, value, key, headers, partition, timestamp_ms)
+        if future is None:
+            future = self._thread.run(
+                self._producer.send(topic, value, key, headers=headers, partition=partition, timestamp_ms=timestamp_ms)
+            )
+        return future
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Send every buffered record now and wait until each is acknowledged or failed."""
+        self._thread.run(self._producer.flush(timeout))
+
+    def partitions_for(self, topic: str) -> list[TopicPartition]:
+        """The partitions of ``topic``."""
+        return self._thread.run(self._producer.partitions_for(topic))
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush (at most ``timeout`` seconds) and release the connections and the loop thread."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._thread.run(self._producer.close(timeout))
+        finally:
+            self._thread.stop()
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Consumer:
+    """Reads records from partitions; the sync twin of ``AsyncConsumer`` (same arguments).
+
+    Iterating yields every record as it arrives (until ``consumer_timeout_ms`` passes without one).
+    """
+
+    def __init__(self, *topics: str, bootstrap: str | Sequence[str] = "127.0.0.1:9092", **config: Any) -> None:
+        self._thread, self._consumer = _started(
+            "raftkafka-consumer", lambda: AsyncConsumer(*topics, bootstrap=bootstrap, **config), AsyncConsumer.start
+        )
+        self._closed = False
+
+    def poll(self, timeout_ms: float = 0, max_records: int | None = None) -> list[Record]:
+        """Up to ``max_records`` records, waiting up to ``timeout_ms`` for the first."""
+        return self._thread.run(self._consumer.poll(timeout_ms, max_records))
+
+    def __iter__(self) -> Iterator[Record]:
+        timeout = self._consumer.consumer_timeout
+        wait_ms = 1_000_000_000 if timeout is None else timeout * 1000
+        while True:
+            records = self.poll(wait_ms)
+            if not records:
+                return
+            yield from records
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        """Consume exactly ``partitions``."""
+        self._thread.call(self._consumer.assign, list(partitions))
+
+    def assignment(self) -> set[TopicPartition]:
+        """The assigned partitions."""
+        return self._thread.call(self._consumer.assignment)
+
+    def subscribe(self, topics: Iterable[str]) -> None:
+        """Group subscription: not available until consumer groups exist (issue 5)."""
+        self._consumer.subscribe(topics)
+
+    def commit(self, offsets: Any = None) -> None:
+        """Committing offsets needs a consumer group: not available until issue 5."""
+        self._thread.run(self._consumer.commit(offsets))
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        """Make ``offset`` the next record ``poll`` returns from ``partition``."""
+        self._thread.call(self._consumer.seek, partition, offset)
+
+    def seek_to_beginning(self, *partitions: PartitionArgs) -> None:
+        """Move to the earliest offset of ``partitions`` (default: every assigned partition)."""
+        self._thread.call(self._consumer.seek_to_beginning, *partitions)
+
+    def seek_to_end(self, *partitions: PartitionArgs) -> None:
+        """Move to the end of ``partitions`` (default: every assigned partition)."""
+        self._thread.call(self._consumer.seek_to_end, *partitions)
+
+    def position(self, partition: TopicPartition) -> int:
+        """The offset of the next record ``poll`` returns from ``partition``."""
+        return self._thread.run(self._consumer.position(partition))
+
+    def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The earliest offset of each partition."""
+        return self._thread.run(self._consumer.beginning_offsets(list(partitions)))
+
+    def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The offset after the last record of each partition."""
+        return self._thread.run(self._consumer.end_offsets(list(partitions)))
+
+    def offsets_for_times(self, timestamps: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """For each partition, the earliest offset whose timestamp is at or after the given one (ms)."""
+        return self._thread.run(self._consumer.offsets_for_times(timestamps))
+
+    def close(self) -> None:
+        """Stop fetching and release the connections and the loop thread."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._thread.run(self._consumer.close())
+        finally:
+            self._thread.stop()
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Admin:
+    """Manages topics; the sync twin of ``AsyncAdmin`` (same arguments)."""
+
+    def __init__(self, bootstrap: str | Sequence[str] = "127.0.0.1:9092", **config: Any) -> None:
+        self._thread, self._admin = _started(
+            "raftkafka-admin", lambda: AsyncAdmin(bootstrap, **config), AsyncAdmin.start
+        )
+        self._closed = False
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int = 1,
+        replication_factor: int = 1,
+        config: dict[str, str] | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> None:
+        """Create topic ``name``."""
+        self._thread.run(
+            self._admin.create_topic(name, partitions, replication_factor, config, validate_only=validate_only)
+        )
+
+    def delete_topic(self, name: str) -> None:
+        """Delete topic ``name`` and all its data."""
+        self._thread.run(self._admin.delete_topic(name))
+
+    def list_topics(self) -> list[str]:
+        """The names of every topic, sorted."""
+        return self._thread.run(self._admin.list_topics())
+
+    def describe_topic(self, name: str) -> TopicDescription:
+        """Partitions (leader, replicas, ISR) and config of topic ``name``."""
+        return self._thread.run(self._admin.describe_topic(name))
+
+    def describe_cluster(self) -> list[BrokerInfo]:
+        """The brokers of the cluster."""
+        return self._thread.run(self._admin.describe_cluster())
+
+    def close(self) -> None:
+        """Release the connections and the loop thread."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._thread.run(self._admin.close())
+        finally:
+            self._thread.stop()
+
+    def __enter__(self) -> Admin:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
