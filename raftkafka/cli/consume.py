@@ -11,8 +11,8 @@ from typing import Any, BinaryIO
 import click
 
 from raftkafka.cli.options import bootstrap_option, config_option, log_level_option, run_command, setup_logging
+from raftkafka.cli.topics import REQUEST_TIMEOUT_MS, require_topic
 from raftkafka.structs import Record
-from raftkafka.topic_name import validate_topic_name
 
 NULL = b"null"
 """What is printed for a missing key or value, as Kafka's console consumer does."""
@@ -90,14 +90,16 @@ def consume(
     setup_logging(log_level)
 
     def run() -> None:
-        from raftkafka.client import Consumer
+        from raftkafka.client import Consumer  # imported on use: the server commands need not load the client
 
-        validate_topic_name(topic)
+        require_topic(bootstrap, topic)
         with Consumer(
             topic,
             bootstrap=bootstrap,
             group_id=group,
             auto_offset_reset="earliest" if from_beginning else "latest",
+            request_timeout_ms=REQUEST_TIMEOUT_MS,
+            default_api_timeout_ms=REQUEST_TIMEOUT_MS,
         ) as consumer:
             try:
                 count = consume_to(

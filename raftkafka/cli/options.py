@@ -55,9 +55,20 @@ config_option = click.option(
     help="TOML file of settings (keys are the long flag names).",
 )
 
+def _check_bootstrap(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from raftkafka.client.bootstrap import parse_bootstrap  # imported here: servers need not load the client
+
+    try:
+        parse_bootstrap(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 bootstrap_option = click.option(
     "--bootstrap",
     envvar="RAFTKAFKA_BOOTSTRAP",
+    callback=_check_bootstrap,
     default=DEFAULT_BOOTSTRAP,
     show_default=True,
     help="Broker address(es) to start from: HOST:PORT[,HOST:PORT...] (env RAFTKAFKA_BOOTSTRAP).",

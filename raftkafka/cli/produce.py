@@ -11,8 +11,8 @@ from typing import Any, BinaryIO
 import click
 
 from raftkafka.cli.options import bootstrap_option, config_option, fail, log_level_option, run_command, setup_logging
+from raftkafka.cli.topics import REQUEST_TIMEOUT_MS, require_topic
 from raftkafka.errors import RaftKafkaError
-from raftkafka.topic_name import validate_topic_name
 
 MAX_UNCHECKED_SENDS = 50_000
 """Futures kept before the oldest is checked (bounds memory on endless input)."""
@@ -96,10 +96,16 @@ def produce(topic: str, key_separator: str | None, acks: str, bootstrap: str, lo
     separator = key_separator.encode() if key_separator is not None else None
 
     def run() -> None:
-        from raftkafka.client import Producer
+        from raftkafka.client import Producer  # imported on use: the server commands need not load the client
 
-        validate_topic_name(topic)
-        with Producer(bootstrap=bootstrap, acks=acks if acks == "all" else int(acks)) as producer:
+        require_topic(bootstrap, topic)
+        with Producer(
+            bootstrap=bootstrap,
+            acks=acks if acks == "all" else int(acks),
+            request_timeout_ms=REQUEST_TIMEOUT_MS,
+            max_block_ms=REQUEST_TIMEOUT_MS,
+            delivery_timeout_ms=3 * REQUEST_TIMEOUT_MS,
+        ) as producer:
             try:
                 tally = produce_all(producer, topic, read_records(sys.stdin.buffer, separator))
             except MissingKeySeparatorError as exc:

@@ -72,10 +72,22 @@ def describe_json(description: TopicDescription) -> dict[str, Any]:
     }
 
 
-def _admin(bootstrap: str) -> Any:
-    from raftkafka.client import Admin
+REQUEST_TIMEOUT_MS = 10_000
+"""How long the commands wait for any one answer, so that a dead server fails them in bounded time."""
 
-    return Admin(bootstrap=bootstrap)
+
+def open_admin(bootstrap: str) -> Any:
+    """An ``Admin`` client with the commands' request timeout."""
+    from raftkafka.client import Admin  # imported on use: the server commands need not load the client
+
+    return Admin(bootstrap=bootstrap, request_timeout_ms=REQUEST_TIMEOUT_MS)
+
+
+def require_topic(bootstrap: str, name: str) -> TopicDescription:
+    """The description of topic ``name``, failing at once (``UnknownTopicError``) when there is none."""
+    validate_topic_name(name)
+    with open_admin(bootstrap) as admin:
+        return admin.describe_topic(name)
 
 
 @click.group()
@@ -135,7 +147,7 @@ def create(
 
     def run() -> None:
         validate_topic_name(name)
-        with _admin(bootstrap) as admin:
+        with open_admin(bootstrap) as admin:
             admin.create_topic(
                 name,
                 partitions=partitions,
@@ -157,7 +169,7 @@ def list_(output: str, bootstrap: str, log_level: str) -> None:
     setup_logging(log_level)
 
     def run() -> None:
-        with _admin(bootstrap) as admin:
+        with open_admin(bootstrap) as admin:
             names = sorted(admin.list_topics())
         if output == "json":
             click.echo(json.dumps(names))
@@ -181,7 +193,7 @@ def describe(name: str | None, output: str, bootstrap: str, log_level: str) -> N
     def run() -> None:
         if name is not None:
             validate_topic_name(name)
-        with _admin(bootstrap) as admin:
+        with open_admin(bootstrap) as admin:
             names = [name] if name is not None else sorted(admin.list_topics())
             descriptions = [admin.describe_topic(n) for n in names]
         if output == "json":
@@ -204,7 +216,7 @@ def delete(name: str, bootstrap: str, log_level: str) -> None:
 
     def run() -> None:
         validate_topic_name(name)
-        with _admin(bootstrap) as admin:
+        with open_admin(bootstrap) as admin:
             admin.delete_topic(name)
         click.echo(f"Deleted topic {name}.")
 
