@@ -47,6 +47,7 @@ from raftkafka.errors import (
 )
 from raftkafka.metadata.image import EMPTY_IMAGE, MetadataImage, replay_all
 from raftkafka.metadata.records import MetadataRecord, decode_records, encode_record, join_encoded
+from raftkafka.raftlog.snapshot import SnapshotFiles
 
 log = logging.getLogger(__name__)
 
@@ -130,20 +131,14 @@ class _ReplicatedImage(SyncObjConsumer):
             log.exception("skipping a metadata log entry that cannot be applied (next offset %d)", first_offset)
             return _REJECTED
         self.image = image
-        self._on_commit(image, records, first_offset)
+        if records:  # an empty batch is a barrier (see wait_ready), not a change
+            self._on_commit(image, records, first_offset)
         return first_offset
 
-    def _serialize(self) -> dict[str, Any]:
-        # pysyncobj pickles what this returns into its snapshot: builtins only.
-        return {"image": self.image.to_bytes()}
-
-    def _deserialize(self, data: dict[str, Any]) -> None:
-        try:
-            self.image = MetadataImage.from_bytes(data["image"])
-        except Exception:
-            log.exception("cannot load the metadata image from the Raft snapshot")
-            return
-        self._on_restore(self.image)
+    def restore(self, image: MetadataImage) -> None:
+        """Replace the state with a snapshot's image."""
+        self.image = image
+        self._on_restore(image)
 
 
 class _TickWakeup:
@@ -221,11 +216,14 @@ class MetadataLog:
         self._closed = False
         data_dir.mkdir(parents=True, exist_ok=True)
         self._state = _ReplicatedImage(self._on_commit_from_raft, self._on_restore_from_raft)
+        snapshots = SnapshotFiles(lambda: self._state.image, self._state.restore)
         conf = SyncObjConf(
             password=password,
             bindAddress=self_address,
             journalFile=str(data_dir / JOURNAL_FILE_NAME),
             fullDumpFile=str(data_dir / SNAPSHOT_FILE_NAME),
+            serializer=snapshots.serialize,
+            deserializer=snapshots.deserialize,
             appendEntriesUseBatch=False,
             commandsWaitLeader=False,
             raftMinTimeout=self._config.raft_min_timeout_s,
@@ -241,6 +239,7 @@ class MetadataLog:
             onReady=self._on_ready_from_raft,
         )
         self._syncobj = SyncObj(self_address, list(partner_addresses), conf, consumers=[self._state])
+        snapshots.attach_journal(self._syncobj._SyncObj__raftLog)  # type: ignore[attr-defined]
         if not partner_addresses:
             self._syncobj.addOnTickCallback(self._on_tick_from_raft)
         try:
@@ -293,11 +292,17 @@ class MetadataLog:
         self._listeners.remove(listener)
 
     async def wait_ready(self, timeout_s: float) -> bool:
-        """Wait until this voter has applied what the leader had committed when it joined; False on timeout."""
+        """Wait until this voter's image holds everything committed before it started; False on timeout.
+
+        pysyncobj's own readiness may come before a restarted leader has re-committed its journal's
+        tail, so a leader also commits an empty batch: once that is applied, so is all before it.
+        """
         try:
             async with asyncio.timeout(timeout_s):
                 await self._ready.wait()
-        except TimeoutError:
+                if self.is_leader:
+                    await self._enqueue(())
+        except (TimeoutError, RaftKafkaError):
             return False
         return True
 
@@ -307,6 +312,9 @@ class MetadataLog:
         """Commit ``records`` and return the log offset of the first one."""
         if not records:
             raise ValueError("append needs at least one record")
+        return await self._enqueue(records)
+
+    async def _enqueue(self, records: Sequence[MetadataRecord]) -> int:
         if self._closed or not self.is_leader:
             raise NotControllerError(self._not_leader_message())
         encoded = [encode_record(record) for record in records]
