@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from raftkafka.client.accumulator import RecordAccumulator
-from raftkafka.errors import ClientClosedError, KafkaTimeoutError, NotLeaderError
+from raftkafka.errors import ClientClosedError, KafkaTimeoutError, MessageTooLargeError, NotLeaderError
 from raftkafka.structs import RecordMetadata, TopicPartition
 
 TP0 = TopicPartition("t", 0)
@@ -37,16 +37,16 @@ def test_batch_is_ready_after_linger_and_records_carry_timestamp_deltas() -> Non
     acc = _acc(clock)
     wakes = []
     acc.wakeup = lambda: wakes.append(1)
-    f1, full = acc.append(TP0, 5000, b"k", b"v1", (), 100)
-    f2, _ = acc.append(TP0, 5003, None, b"v2", (("h", b"x"),), 100)
-    assert not full and wakes == [1]  # one wake for the new batch, none per record
+    f1 = acc.append(TP0, 5000, b"k", b"v1", (), 100)
+    f2 = acc.append(TP0, 5003, None, b"v2", (("h", b"x"),), 100)
+    assert wakes == [1]  # one wake for the new batch, none per record
     ready, expired, delay = acc.drain(_all)
     assert ready == [] and expired == [] and delay == pytest.approx(0.005)
     clock.now += 0.005
     ready, _, delay = acc.drain(_all)
     assert len(ready) == 1 and delay is None
     batch = ready[0]
-    assert batch.records == [[0, b"k", b"v1", ()], [3, None, b"v2", (("h", b"x"),)]]
+    assert batch.records == [(0, b"k", b"v1", ()), (3, None, b"v2", (("h", b"x"),))]
     assert (batch.first_timestamp, batch.max_timestamp) == (5000, 5003)
     assert not f1.done()
     acc.complete(batch, 42)
@@ -59,9 +59,12 @@ def test_full_batch_is_ready_at_once_and_next_record_starts_a_new_batch() -> Non
     clock = Clock()
     acc = _acc(clock, batch_size=350)
     wakes = []
+    fulls = []
     acc.wakeup = lambda: wakes.append(1)
-    fulls = [acc.append(TP0, 1, None, b"x", (), 100)[1] for _ in range(4)]
-    assert fulls == [False, False, True, False]  # 3 x 100 + 100 > 350: full after the third
+    acc.on_batch_full = fulls.append
+    for i in range(4):
+        acc.append(TP0, 1, None, b"x", (), 100)
+        assert fulls == ([TP0] if i >= 2 else [])  # 3 x 100 + 100 > 350: full after the third
     ready, _, delay = acc.drain(_all)
     assert [len(b.records) for b in ready] == [3]
     assert delay == pytest.approx(0.005)  # the fourth record's batch lingers
@@ -85,7 +88,7 @@ def test_unsendable_partitions_stay_queued_and_one_batch_per_partition_per_drain
 def test_reenqueued_batch_waits_for_backoff_and_goes_first() -> None:
     clock = Clock()
     acc = _acc(clock, linger_ms=0)
-    fut, _ = acc.append(TP0, 1, None, b"a", (), 10)
+    fut = acc.append(TP0, 1, None, b"a", (), 10)
     (batch,), _, _ = acc.drain(_all)
     acc.append(TP0, 1, None, b"b", (), 10)
     acc.reenqueue(batch, clock.now + 0.1)
@@ -101,7 +104,7 @@ def test_reenqueued_batch_waits_for_backoff_and_goes_first() -> None:
 def test_expired_batches_are_returned_for_failing() -> None:
     clock = Clock()
     acc = _acc(clock, delivery_timeout_ms=50)
-    fut, _ = acc.append(TP0, 1, None, b"a", (), 10)
+    fut = acc.append(TP0, 1, None, b"a", (), 10)
     clock.now += 0.05
     ready, expired, _ = acc.drain(lambda tp: False)
     assert ready == [] and len(expired) == 1
@@ -111,18 +114,21 @@ def test_expired_batches_are_returned_for_failing() -> None:
     assert isinstance(fut.exception(), KafkaTimeoutError)
 
 
-def test_buffer_memory_is_accounted_until_completion() -> None:
+def test_buffer_memory_is_reserved_per_batch_until_completion() -> None:
     clock = Clock()
-    acc = _acc(clock, buffer_memory=250, linger_ms=0)
-    acc.append(TP0, 1, None, b"a", (), 100)
-    acc.append(TP1, 1, None, b"a", (), 100)
-    assert acc.has_room
-    acc.append(TP1, 1, None, b"a", (), 100)
-    assert not acc.has_room and acc.buffered == 300
+    acc = _acc(clock, batch_size=100, buffer_memory=250, linger_ms=0)
+    assert acc.append(TP0, 1, None, b"a", (), 10) is not None
+    assert acc.append(TP1, 1, None, b"a", (), 10) is not None
+    assert acc.append(TP1, 1, None, b"a", (), 10) is not None  # same open batch: no new reservation
+    assert not acc.has_room and acc.buffered == 200
+    assert acc.append(TopicPartition("t", 2), 1, None, b"a", (), 10) is None  # a third batch does not fit
+    with pytest.raises(MessageTooLargeError):
+        acc.append(TopicPartition("t", 3), 1, None, b"a", (), 300)
     ready, _, _ = acc.drain(_all)
     for batch in ready:
         acc.complete(batch, 0)
     assert acc.has_room and acc.buffered == 0
+    assert acc.append(TopicPartition("t", 2), 1, None, b"a", (), 10) is not None
 
 
 def test_flush_makes_lingering_batches_ready_and_close_refuses_records() -> None:
@@ -140,7 +146,7 @@ def test_flush_makes_lingering_batches_ready_and_close_refuses_records() -> None
 
 def test_abort_fails_queued_batches() -> None:
     acc = _acc(Clock(), linger_ms=10_000)
-    fut, _ = acc.append(TP0, 1, None, b"a", (), 10)
+    fut = acc.append(TP0, 1, None, b"a", (), 10)
     acc.abort(NotLeaderError("gone"))
     with pytest.raises(NotLeaderError):
         fut.result(0)
@@ -148,7 +154,7 @@ def test_abort_fails_queued_batches() -> None:
 
 def test_future_result_times_out_and_wakes_from_another_thread() -> None:
     acc = _acc(Clock(), linger_ms=0)
-    fut, _ = acc.append(TP0, 1, None, b"a", (), 10)
+    fut = acc.append(TP0, 1, None, b"a", (), 10)
     with pytest.raises(KafkaTimeoutError):
         fut.result(0.01)
     (batch,), _, _ = acc.drain(_all)
@@ -163,7 +169,7 @@ def test_future_result_times_out_and_wakes_from_another_thread() -> None:
 
 async def test_future_is_awaitable() -> None:
     acc = _acc(Clock(), linger_ms=0)
-    fut, _ = acc.append(TP0, 9, None, b"a", (), 10)
+    fut = acc.append(TP0, 9, None, b"a", (), 10)
     (batch,), _, _ = acc.drain(_all)
     asyncio.get_running_loop().call_soon(acc.complete, batch, 3)
     assert await fut == RecordMetadata("t", 0, 3, 9)

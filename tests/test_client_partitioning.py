@@ -21,21 +21,24 @@ def test_key_hash_is_stable_and_spreads() -> None:
     assert set(counts) == {0, 1, 2, 3} and min(counts.values()) > 800
 
 
-def test_sticky_partition_holds_until_batch_full_then_moves() -> None:
+def test_sticky_partition_holds_until_its_batch_is_full_then_moves() -> None:
     sticky = StickyPartitioner(random.Random(1))
     first = sticky.partition("t", 3)
     assert all(sticky.partition("t", 3) == first for _ in range(10))
+    sticky.batch_full(("t", (first + 1) % 3))  # another partition's batch: no move
+    assert sticky.partition("t", 3) == first
     seen = {first}
     for _ in range(30):
         before = sticky.partition("t", 3)
-        sticky.batch_full("t", 3)
+        sticky.batch_full(("t", before))
         after = sticky.partition("t", 3)
         assert after != before and 0 <= after < 3
         seen.add(after)
     assert seen == {0, 1, 2}
-    sticky.batch_full("one", 1)
     assert sticky.partition("one", 1) == 0
-    assert sticky.partition("t", 1) == 0  # partition count shrank below the sticky choice
+    sticky.batch_full(("one", 0))
+    assert sticky.partition("one", 1) == 0
+    assert sticky.partition("t", 1) == 0  # the partition count shrank below the sticky choice
 
 
 def test_parse_bootstrap() -> None:

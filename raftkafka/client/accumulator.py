@@ -5,8 +5,9 @@ the sender on the event loop thread ``drain``s the batches that are ready (full,
 or flushed), sends them, and ``complete``s them with their base offset or an error. Every record gets a
 ``RecordFuture``: two references (its batch and its index), resolved when its batch is.
 
-Memory is bounded by ``buffer_memory``: ``buffered`` counts the estimated bytes of every record not yet
-completed, and the producer refuses (or waits for room for) records beyond it.
+Memory is bounded by ``buffer_memory``, as in Kafka's buffer pool: each batch reserves ``batch_size`` bytes
+(more for one larger record) when it starts and releases them when it completes; a record needing a new
+batch while there is no room waits (the producer's ``send``) for batches to complete.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator
+from operator import itemgetter
 from typing import Any
 
-from raftkafka.errors import ClientClosedError, KafkaTimeoutError, RaftKafkaError
+from raftkafka.errors import ClientClosedError, KafkaTimeoutError, MessageTooLargeError, RaftKafkaError
 from raftkafka.structs import RecordMetadata, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -46,9 +48,9 @@ class ProducerBatch:
         "error",
         "first_timestamp",
         "full",
-        "max_timestamp",
         "partition",
         "records",
+        "reserved",
         "retry_at",
         "size",
         "topic",
@@ -58,10 +60,10 @@ class ProducerBatch:
     def __init__(self, tp: TopicPartition, timestamp: int, now: float, deadline: float, lock: threading.Lock) -> None:
         self.tp = tp
         self.topic, self.partition = tp
-        self.records: list[list[Any]] = []
+        self.records: list[tuple[int, bytes | None, bytes | None, Any]] = []
         self.size = 0
+        self.reserved = 0
         self.first_timestamp = timestamp
-        self.max_timestamp = timestamp
         self.created = now
         self.deadline = deadline
         self.retry_at = 0.0
@@ -74,6 +76,11 @@ class ProducerBatch:
         self._event = threading.Event()
         self._waiter: Any = None  # an asyncio.Future, created only when someone awaits
         self._callbacks: list[tuple[DoneCallback, RecordFuture]] = []
+
+    @property
+    def max_timestamp(self) -> int:
+        """The largest record timestamp (computed once, when the batch is encoded)."""
+        return self.first_timestamp + max(map(itemgetter(0), self.records))
 
     def metadata(self, index: int) -> RecordMetadata:
         """Where the batch's ``index``-th record was stored (offset -1 when unacknowledged, acks=0)."""
@@ -162,11 +169,11 @@ class RecordFuture:
 
 
 class RecordAccumulator:
-    """Per-partition queues of batches; the last batch of a queue is the open one.
+    """Per-partition queues of unsent batches; the open batch (taking records) of a partition is the last
+    of its queue.
 
     Thread-safe: any thread may ``append``; ``drain``, ``reenqueue`` and ``complete`` belong to the sender
-    on the event loop thread. ``wakeup`` (set by the producer) is called, at most once per drain, when a
-    batch starts (its linger timer must be armed) or fills up.
+    on the event loop thread.
     """
 
     def __init__(
@@ -185,8 +192,12 @@ class RecordAccumulator:
         self.clock = clock
         self.lock = threading.Lock()
         self.buffered = 0
-        self.wakeup: Callable[[], None] = _no_wakeup
+        self.wakeup: Callable[[], None] = _ignore
+        """Wakes the sender; called from the appending thread, at most once between two drains."""
+        self.on_batch_full: Callable[[TopicPartition], None] = _ignore
+        """Called (lock held, appending thread) when a batch fills up."""
         self._queues: dict[TopicPartition, deque[ProducerBatch]] = {}
+        self._open: dict[TopicPartition, ProducerBatch] = {}
         self._incomplete: set[ProducerBatch] = set()
         self._wake_pending = False
         self._flushing = 0
@@ -194,8 +205,8 @@ class RecordAccumulator:
 
     @property
     def has_room(self) -> bool:
-        """False while the buffered records use ``buffer_memory`` or more."""
-        return self.buffered < self.buffer_memory
+        """True when ``buffer_memory`` has room for another batch."""
+        return self.buffered + self.batch_size <= self.buffer_memory
 
     @property
     def incomplete(self) -> int:
@@ -204,40 +215,55 @@ class RecordAccumulator:
 
     def append(  # noqa: PLR0917 - the per-record hot path: positional arguments are the cheapest
         self, tp: TopicPartition, timestamp: int, key: bytes | None, value: bytes | None, headers: Any, size: int
-    ) -> tuple[RecordFuture, bool]:
-        """Add a record (``size`` its estimated bytes) to ``tp``'s open batch; returns its future and
-        whether that batch is now full."""
+    ) -> RecordFuture | None:
+        """Add a record (``size`` its estimated bytes) to ``tp``'s open batch and return its future; None
+        when a new batch is needed and ``buffer_memory`` has no room for it."""
         with self.lock:
-            if self._closed:
-                raise ClientClosedError("the producer is closed")
-            queue = self._queues.get(tp)
-            if queue is None:
-                queue = self._queues[tp] = deque()
-            batch = queue[-1] if queue else None
-            wake = False
-            if batch is None or batch.full:
-                now = self.clock()
-                batch = ProducerBatch(tp, timestamp, now, now + self.delivery_timeout, self.lock)
-                queue.append(batch)
-                self._incomplete.add(batch)
-                wake = True
+            batch = self._open.get(tp)
+            if batch is None:
+                batch = self._start_batch(tp, timestamp, size)
+                if batch is None:
+                    return None
             records = batch.records
             future = RecordFuture(batch, len(records))
-            records.append([timestamp - batch.first_timestamp, key, value, headers])
-            if timestamp > batch.max_timestamp:  # noqa: PLR1730 - cheaper than max() per record
-                batch.max_timestamp = timestamp
+            records.append((timestamp - batch.first_timestamp, key, value, headers))
             batch.size += size
-            self.buffered += size
-            full = batch.size + size > self.batch_size
-            if full:
-                batch.full = wake = True
-            if wake and not self._wake_pending:
-                self._wake_pending = True
-            else:
-                wake = False
-        if wake:
+            if batch.size + size > self.batch_size:
+                self._close_batch(batch)
+        return future
+
+    def _start_batch(self, tp: TopicPartition, timestamp: int, size: int) -> ProducerBatch | None:
+        if self._closed:
+            raise ClientClosedError("the producer is closed")
+        reserve = max(self.batch_size, size)
+        if reserve > self.buffer_memory:
+            raise MessageTooLargeError(f"a record of {size} bytes exceeds buffer_memory ({self.buffer_memory})")
+        if self.buffered + reserve > self.buffer_memory:
+            return None
+        self.buffered += reserve
+        now = self.clock()
+        batch = self._open[tp] = ProducerBatch(tp, timestamp, now, now + self.delivery_timeout, self.lock)
+        batch.reserved = reserve
+        queue = self._queues.get(tp)
+        if queue is None:
+            queue = self._queues[tp] = deque()
+        queue.append(batch)
+        self._incomplete.add(batch)
+        self._wake()  # arm its linger timer
+        return batch
+
+    def _close_batch(self, batch: ProducerBatch) -> None:
+        """No more records for ``batch`` (lock held): it is ready to send."""
+        batch.full = True
+        if self._open.get(batch.tp) is batch:
+            del self._open[batch.tp]
+        self._wake()
+        self.on_batch_full(batch.tp)
+
+    def _wake(self) -> None:
+        if not self._wake_pending:
+            self._wake_pending = True
             self.wakeup()
-        return future, full
 
     def drain(
         self, sendable: Callable[[TopicPartition], bool]
@@ -258,6 +284,8 @@ class RecordAccumulator:
             for tp, queue in self._queues.items():
                 while queue and queue[0].deadline <= now:
                     expired.append(queue.popleft())
+                    if self._open.get(tp) is expired[-1]:
+                        del self._open[tp]
                 if not queue:
                     continue
                 batch = queue[0]
@@ -267,6 +295,8 @@ class RecordAccumulator:
                     if not sendable(tp):
                         continue
                     ready.append(queue.popleft())
+                    if self._open.get(tp) is batch:
+                        del self._open[tp]
                     if not queue:
                         continue
                     batch = queue[0]
@@ -281,7 +311,7 @@ class RecordAccumulator:
         """Put a batch that failed retriably back at the head of its queue, to be sent at ``retry_at``."""
         batch.retry_at = retry_at
         with self.lock:
-            batch.full = True  # closed to appends for good
+            batch.full = True  # ready as soon as its backoff ends
             queue = self._queues.get(batch.tp)
             if queue is None:
                 queue = self._queues[batch.tp] = deque()
@@ -292,7 +322,7 @@ class RecordAccumulator:
         with self.lock:
             if batch in self._incomplete:
                 self._incomplete.discard(batch)
-                self.buffered -= batch.size
+                self.buffered -= batch.reserved
         batch.finish(base_offset, error)
 
     def begin_flush(self) -> list[ProducerBatch]:
@@ -311,16 +341,18 @@ class RecordAccumulator:
         """Refuse new records; every queued batch becomes ready."""
         with self.lock:
             self._closed = True
+            self._open.clear()
         self.wakeup()
 
     def abort(self, error: RaftKafkaError) -> None:
-        """Fail every queued batch with ``error`` (batches in flight are completed by their responses)."""
+        """Fail every incomplete batch, queued or in flight, with ``error`` and refuse new records."""
         with self.lock:
             self._closed = True
-            queued = [batch for queue in self._queues.values() for batch in queue]
+            self._open.clear()
             for queue in self._queues.values():
                 queue.clear()
-        for batch in queued:
+            pending = list(self._incomplete)
+        for batch in pending:
             self.complete(batch, -1, error)
 
     def wait_done(self, batches: list[ProducerBatch], deadline: float | None) -> bool:
@@ -332,5 +364,5 @@ class RecordAccumulator:
         return True
 
 
-def _no_wakeup() -> None:
+def _ignore(*_: object) -> None:
     pass

@@ -18,25 +18,29 @@ def partition_for_key(key: bytes, partitions: int) -> int:
 
 class StickyPartitioner:
     """The current partition per topic for null-key records. Safe to share between threads (the worst a
-    race can do is switch partitions twice)."""
+    race can do is switch partitions twice). ``current`` may be read directly on a hot path."""
 
-    __slots__ = ("_random", "_sticky")
+    __slots__ = ("_counts", "_random", "current")
 
     def __init__(self, rng: random.Random | None = None) -> None:
-        self._sticky: dict[str, int] = {}
+        self.current: dict[str, int] = {}
+        self._counts: dict[str, int] = {}
         self._random = rng or random.Random()
 
     def partition(self, topic: str, partitions: int) -> int:
-        """The sticky partition of ``topic``."""
-        current = self._sticky.get(topic)
+        """The sticky partition of ``topic`` among ``partitions`` (chosen at random the first time)."""
+        current = self.current.get(topic)
         if current is None or current >= partitions:
-            current = self._sticky[topic] = self._random.randrange(partitions)
+            current = self.current[topic] = self._random.randrange(partitions)
+        self._counts[topic] = partitions
         return current
 
-    def batch_full(self, topic: str, partitions: int) -> None:
-        """The sticky partition's batch is full: move ``topic`` to another partition."""
-        if partitions < 2:
+    def batch_full(self, tp: tuple[str, int]) -> None:
+        """A batch of ``tp`` is full: if ``tp`` is its topic's sticky partition, move to another one."""
+        topic, partition = tp
+        partitions = self._counts.get(topic, 1)
+        if self.current.get(topic) != partition or partitions < 2:
             return
-        current = self._sticky.get(topic, -1)
         choice = self._random.randrange(partitions - 1)
-        self._sticky[topic] = choice + 1 if 0 <= current <= choice else choice
+        self.current[topic] = choice + 1 if choice >= partition else choice
+

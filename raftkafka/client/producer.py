@@ -13,9 +13,10 @@ import asyncio
 import logging
 import threading
 import time
-import zlib
 from collections.abc import Sequence
+from time import time_ns
 from typing import Any
+from zlib import crc32
 
 from raftkafka.client.accumulator import RECORD_OVERHEAD, ProducerBatch, RecordAccumulator, RecordFuture
 from raftkafka.client.network import Address, ClientNetwork
@@ -41,10 +42,6 @@ log = logging.getLogger(__name__)
 _ACKS: dict[Any, int] = {0: 0, 1: 1, -1: ACKS_ALL, "0": 0, "1": 1, "-1": ACKS_ALL, "all": ACKS_ALL}
 _STALE_METADATA = (NotLeaderError, UnknownTopicError, LeaderNotAvailableError)
 _NO_HEADERS: tuple[()] = ()
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class AsyncProducer:
@@ -111,6 +108,7 @@ class AsyncProducer:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._accumulator.wakeup = self._wakeup
+        self._accumulator.on_batch_full = self._sticky.batch_full
         self._network.listeners.append(self._wakeup_local)
         try:
             await self._network.refresh([])
@@ -159,14 +157,15 @@ class AsyncProducer:
         """Add one record to its batch without waiting; None when it must wait (its topic's metadata is not
         known yet, or the buffer is full) and ``send`` should be used. Callable from any thread."""
         count = self._partition_counts.get(topic)
-        accumulator = self._accumulator
-        if count is None or accumulator.buffered >= accumulator.buffer_memory:
+        if count is None:
             return None
-        size = RECORD_OVERHEAD
-        if value is not None:
-            if type(value) is not bytes:
-                value = _as_bytes(value, "value")
-            size += len(value)
+        if type(value) is bytes:
+            size = RECORD_OVERHEAD + len(value)
+        elif value is None:
+            size = RECORD_OVERHEAD
+        else:
+            value = _as_bytes(value, "value")
+            size = RECORD_OVERHEAD + len(value)
         if key is not None:
             if type(key) is not bytes:
                 key = _as_bytes(key, "key")
@@ -176,26 +175,23 @@ class AsyncProducer:
             size += sum(len(k) + len(v) + 2 for k, v in headers)
         else:
             headers = _NO_HEADERS
-        sticky = False
         if partition is None:
             if key is None:
-                partition = self._sticky.partition(topic, count)
-                sticky = True
+                partition = self._sticky.current.get(topic)
+                if partition is None or partition >= count:
+                    partition = self._sticky.partition(topic, count)
             else:
-                partition = zlib.crc32(key) % count
+                partition = crc32(key) % count
         elif not 0 <= partition < count:
             raise ValueError(f"partition {partition} does not exist: {topic!r} has {count} partitions")
-        future, full = accumulator.append(
+        return self._accumulator.append(
             (topic, partition),  # type: ignore[arg-type]  # a plain tuple: equal to, and cheaper than, a TopicPartition
-            _now_ms() if timestamp_ms is None else timestamp_ms,
+            time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms,
             key,
             value,
             headers,
             size,
         )
-        if full and sticky:
-            self._sticky.batch_full(topic, count)
-        return future
 
     async def send(
         self,
