@@ -13,6 +13,11 @@ entry after the snapshot is lost (measured: acknowledged appends disappeared on 
   whole journal instead; both ways nothing committed is dropped.
 - A snapshot received from the leader later is always the one just written, as pysyncobj expects.
 
+Not covered (pysyncobj 0.3.17): after a snapshot, ``FileJournal.deleteEntriesTo`` rewrites the
+journal in place (clear, then re-add the kept entries), so a kill -9 inside that rewrite loses the
+entries not yet re-added. The window is microseconds once per compaction (5000 entries or 5 min by
+default); closing it needs an atomic journal rewrite in pysyncobj.
+
 Hooks run on pysyncobj's tick thread.
 """
 
