@@ -258,7 +258,7 @@ class MetadataLog:
     @property
     def is_leader(self) -> bool:
         """Whether this voter thinks it leads (a cut-off leader thinks so for a while: never trust it alone)."""
-        return bool(self._syncobj._isLeader())
+        return not self._closed and bool(self._syncobj._isLeader())
 
     @property
     def leader_address(self) -> str | None:
