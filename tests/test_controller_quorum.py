@@ -18,6 +18,7 @@ from raftkafka.errors import (
     InvalidReplicationFactorError,
     MessageTooLargeError,
     NotControllerError,
+    RequestTimedOutError,
     TopicAlreadyExistsError,
     UnknownTopicError,
 )
@@ -40,12 +41,12 @@ async def controller(data_dir: Path, brokers: int = 3) -> AsyncIterator[QuorumCo
     ids = iter(range(1000))
     quorum = QuorumController(log, new_topic_id=lambda: f"topic-{next(ids)}", rng=random.Random(7))
     try:
-        assert await log.wait_ready(10)
+        await quorum.start(10)
         for node_id in range(1, brokers + 1):
             await quorum.register_broker(node_id, "127.0.0.1", 9090 + node_id, f"inc-{node_id}")
         yield quorum
     finally:
-        await log.close()
+        await quorum.stop()
 
 
 def test_create_describe_delete(tmp_path: Path) -> None:
@@ -53,6 +54,8 @@ def test_create_describe_delete(tmp_path: Path) -> None:
         async with controller(tmp_path) as quorum:
             commits: list[tuple[int, list[MetadataRecord]]] = []
             quorum.add_listener(lambda image, records, first: commits.append((first, list(records))))
+            images: list[MetadataImage] = []
+            quorum.subscribe(images.append)
             results = await quorum.create_topics(
                 [NewTopic("events", 3, 2, {"retention.ms": "60000"}), NewTopic("bad name", 1, 1)]
             )
@@ -64,6 +67,7 @@ def test_create_describe_delete(tmp_path: Path) -> None:
             assert sorted(p.leader for p in topic.partitions) == [1, 2, 3]
             assert dict(topic.config) == {"retention.ms": "60000"}
             assert commits == [(3, [CreateTopic("events", "topic-0", topic_replicas(quorum.image), topic.config)])]
+            assert images == [quorum.image]
 
             assert await quorum.delete_topics(["events", "nope"]) == [
                 TopicResult("events"),
@@ -182,10 +186,13 @@ def test_follower_refuses_with_not_controller(tmp_path: Path) -> None:
         log = MetadataLog(
             f"127.0.0.1:{free_port()}", partners, tmp_path, ensure_cluster_secret(tmp_path), MetadataLogConfig()
         )
+        quorum = QuorumController(log)
         try:
+            with pytest.raises(RequestTimedOutError):
+                await quorum.start(0.3)
             with pytest.raises(NotControllerError):
-                await QuorumController(log).create_topics([NewTopic("t", 1, 1)])
+                await quorum.create_topics([NewTopic("t", 1, 1)])
         finally:
-            await log.close()
+            await quorum.stop()
 
     run(main())

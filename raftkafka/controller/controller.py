@@ -22,7 +22,7 @@ from typing import Any
 
 from raftkafka.controller.brokers import BrokerRegistrationRequest, register_broker
 from raftkafka.controller.topics import NewTopic, TopicResult, create_topic, delete_topic
-from raftkafka.errors import NotControllerError, RaftKafkaError
+from raftkafka.errors import NotControllerError, RaftKafkaError, RequestTimedOutError
 from raftkafka.metadata.image import MetadataImage, replay_all
 from raftkafka.metadata.records import MetadataRecord
 from raftkafka.raftlog.metadata_log import CommitListener, MetadataLog
@@ -59,6 +59,19 @@ class QuorumController:
     def add_listener(self, listener: CommitListener) -> None:
         """Call ``listener(image, records, first_offset)`` on the event loop after each committed batch."""
         self._log.add_listener(listener)
+
+    def subscribe(self, listener: Callable[[MetadataImage], None]) -> None:
+        """Call ``listener(image)`` on the event loop with each newly committed image (a broker's metadata source)."""
+        self._log.add_listener(lambda image, records, first_offset: listener(image))
+
+    async def start(self, timeout_s: float = 30.0) -> None:
+        """Wait until the metadata log holds everything committed before this start."""
+        if not await self._log.wait_ready(timeout_s):
+            raise RequestTimedOutError(f"the metadata quorum was not ready within {timeout_s:g}s")
+
+    async def stop(self) -> None:
+        """Close the metadata log; later requests fail with ``NotControllerError``."""
+        await self._log.close()
 
     # -- operations --
 
