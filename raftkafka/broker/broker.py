@@ -145,8 +145,7 @@ class Broker:
             log.info("retention deleted %d segment(s)", deleted)
 
     def _flush_due(self, now_ms: int) -> None:
-        for replica in self.replicas.partitions.values():
-            replica.log.flush_if_due(now_ms)
+        self.log_manager.flush_due(now_ms)
 
     async def stop(self) -> None:
         """Stop serving, flush and close every log."""
@@ -155,7 +154,6 @@ class Broker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.server is not None:
             await self.server.close()
-        self.log_manager.flush_all()
         self.replicas.close()
         self.log_manager.close()
         log.info("broker %d stopped", self.config.node_id)

@@ -71,7 +71,6 @@ class Partition:
                 if not waiter.done():
                     waiter.set_result(None)
 
-    def close(self) -> None:
-        """Wake every waiting reader (they will find the partition gone) and close the log."""
+    def detach(self) -> None:
+        """Wake every waiting reader: this replica leaves the broker (its log belongs to the LogManager)."""
         self._wake_readers()
-        self.log.close()

@@ -81,8 +81,7 @@ class ReplicaManager:
         return strays
 
     def _drop(self, key: TopicPartitionKey) -> None:
-        partition = self.partitions.pop(key)
-        partition.close()
+        self.partitions.pop(key).detach()
         self.log_manager.delete(*key)
 
     def get(self, topic: str, partition: int) -> Partition:
@@ -148,7 +147,7 @@ class ReplicaManager:
 
     # housekeeping ---------------------------------------------------------------------------------
     def close(self) -> None:
-        """Close every local replica's log."""
+        """Detach every local replica (the LogManager closes their logs)."""
         for replica in self.partitions.values():
-            replica.close()
+            replica.detach()
         self.partitions.clear()

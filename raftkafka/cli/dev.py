@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
 import uuid
 from pathlib import Path
@@ -23,6 +24,13 @@ from raftkafka.raftlog.cluster_secret import ensure_cluster_secret
 from raftkafka.raftlog.metadata_log import MetadataLog
 
 log = logging.getLogger(__name__)
+
+
+def free_port(host: str) -> int:
+    """A TCP port on ``host`` that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def load_or_create_cluster_id(data_dir: Path) -> str:
@@ -42,8 +50,11 @@ async def serve_dev(data_dir: Path, listen: tuple[str, int], raft: tuple[str, in
     cluster_id = load_or_create_cluster_id(data_dir)
     metadata_dir = data_dir / "metadata"
     metadata_dir.mkdir(exist_ok=True)
+    raft_host, raft_port = raft
+    if raft_port == 0:
+        raft_port = free_port(raft_host)
     metadata_log = MetadataLog(
-        f"{raft[0]}:{raft[1]}", [], metadata_dir, password=ensure_cluster_secret(metadata_dir)
+        f"{raft_host}:{raft_port}", [], metadata_dir, password=ensure_cluster_secret(metadata_dir)
     )
     controller = QuorumController(metadata_log)
     broker = Broker(
@@ -75,7 +86,7 @@ async def serve_dev(data_dir: Path, listen: tuple[str, int], raft: tuple[str, in
     "--raft",
     default="127.0.0.1:0",
     show_default=True,
-    help="HOST:PORT of the metadata quorum's Raft port (port 0: the client port + 10000, or any free port).",
+    help="HOST:PORT of the single-voter metadata quorum's Raft port (port 0: any free port).",
 )
 @click.option("--node-id", type=int, default=1, show_default=True, help="Node id of the broker and controller.")
 @log_level_option

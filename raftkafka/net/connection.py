@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 from raftkafka.errors import BrokerNotAvailableError, NetworkError, from_wire
 from raftkafka.net.frame import FrameDecoder, FrameError, decode_response, encode_request
@@ -51,8 +51,7 @@ class Connection(asyncio.Protocol):
 
     # asyncio.Protocol callbacks -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's transports don't subclass asyncio's
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail_all(NetworkError(f"connection to {self.address} closed" + (f": {exc}" if exc else "")))

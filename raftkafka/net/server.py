@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from raftkafka.errors import (
     InvalidRequestError,
@@ -46,8 +46,7 @@ class _ServerConnection(asyncio.Protocol):
 
     # asyncio.Protocol callbacks -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's transports don't subclass asyncio's
         self._server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
