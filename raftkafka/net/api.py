@@ -23,6 +23,25 @@ CREATE_TOPICS      ``{"topics": [{"name", "partitions", "replication_factor", "c
 DELETE_TOPICS      ``{"topics": [name, ...], "timeout_ms"}`` → ``{"topics": [[name, error, message], ...]}``
 =================  ==========================================================================================
 
+Controller APIs (served by every controller; followers answer ``NOT_CONTROLLER`` with the message
+``"leader=<node_id>@<host>:<port>"`` when they know the active controller's listener). Every controller
+response body carries ``"controller_epoch"`` (the Raft term it answered in); brokers and clients drop
+responses older than the newest epoch they have seen. Brokers forward CREATE_TOPICS and DELETE_TOPICS to
+the active controller unchanged.
+
+=================  ==========================================================================================
+BROKER_REGISTER    ``{"node_id", "host", "port", "incarnation_id"}`` → ``{"broker_epoch", "controller_epoch"}``
+BROKER_HEARTBEAT   ``{"node_id", "broker_epoch", "metadata_offset", "want_shutdown": bool}`` →
+                   ``{"fenced": bool, "should_shutdown": bool, "controller_epoch"}``
+METADATA_LOG       ``{"offset": next offset wanted, "max_wait_ms", "max_records"}`` →
+                   ``{"controller_epoch", "high_offset", "first_offset", "records": bytes | None,
+                   "snapshot": bytes | None}``: ``records`` (``metadata.records.encode_records``) start at
+                   ``first_offset == offset``; when ``offset`` is older than what is kept, ``snapshot``
+                   (``MetadataImage.to_bytes()``) replaces the broker's image and records follow later
+QUORUM_STATUS      ``{}`` → ``{"controller_epoch", "leader_id", "voters": [{"node_id", "raft", "listener",
+                   "committed_offset", "lag"}]}``
+=================  ==========================================================================================
+
 A request that fails as a whole is answered with its error code and the body ``{"message": str}``.
 """
 
@@ -44,6 +63,10 @@ class ApiKey(IntEnum):
     LIST_OFFSETS = 4
     CREATE_TOPICS = 5
     DELETE_TOPICS = 6
+    BROKER_REGISTER = 20
+    BROKER_HEARTBEAT = 21
+    METADATA_LOG = 22
+    QUORUM_STATUS = 23
 
 
 SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {key: (0, 0) for key in ApiKey}
