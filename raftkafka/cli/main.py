@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from raftkafka.cli.bench import bench
+from raftkafka.cli.cluster import cluster
 from raftkafka.cli.consume import consume
 from raftkafka.cli.dev import dev
 from raftkafka.cli.produce import produce
@@ -17,7 +18,7 @@ def cli() -> None:
     """raftkafka: a Kafka-style distributed commit log with a Raft quorum of controllers."""
 
 
-for command in (dev, topics, produce, consume, bench):
+for command in (dev, cluster, topics, produce, consume, bench):
     cli.add_command(command)
 
 
