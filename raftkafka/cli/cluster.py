@@ -115,7 +115,7 @@ def cluster(controllers: int, brokers: int, data_dir: Path, host: str, base_port
         for plan in plans:
             command = [sys.executable, "-m", "raftkafka", *plan.args, "--log-level", log_level]
             log_file = open(data_dir / f"{plan.role}-{plan.node_id}.log", "ab")  # noqa: SIM115 - the child owns it
-            proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+            proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)  # noqa: PLW1509 - no threads here
             log_file.close()
             children.append((plan, proc))
             click.echo(f"{plan.role} {plan.node_id} on {plan.listen} (log: {data_dir}/{plan.role}-{plan.node_id}.log)")
