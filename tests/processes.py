@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from raftkafka.net.api import ApiKey
 from raftkafka.net.frame import FrameDecoder, decode_response, encode_request
@@ -22,19 +23,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def request(address: str, api_key: int, body: object, timeout: float = 10.0) -> tuple[int, Any]:
+    """One blocking request to ``host:port``: ``(error_code, body)`` of the answer; ``OSError`` if none came."""
+    host, _, port = address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(encode_request(api_key, 0, 1, body))
+        decoder = FrameDecoder(1 << 30)
+        while True:
+            data = sock.recv(1 << 20)
+            if not data:
+                raise ConnectionResetError(f"{address} closed the connection without answering")
+            frames = decoder.feed(data)
+            if frames:
+                _, error, answer = decode_response(frames[0])
+                return error, answer
+
+
 def answers_api_versions(host: str, port: int) -> bool:
     """True when a server at ``host:port`` answers an API_VERSIONS request."""
     try:
-        with socket.create_connection((host, port), timeout=1) as sock:
-            sock.sendall(encode_request(ApiKey.API_VERSIONS, 0, 1, {}))
-            decoder = FrameDecoder()
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    return False
-                frames = decoder.feed(data)
-                if frames:
-                    return decode_response(frames[0])[:2] == (1, 0)
+        return request(f"{host}:{port}", ApiKey.API_VERSIONS, {}, timeout=1)[0] == 0
     except OSError:
         return False
 
