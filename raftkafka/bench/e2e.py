@@ -50,6 +50,8 @@ def run_e2e(settings: BenchSettings, *, show_progress: bool) -> BenchResult:
     with make_producer(settings) as producer, Consumer(bootstrap=settings.bootstrap) as consumer:
         consumer.assign(partitions)
         consumer.seek_to_end(partitions)
+        for tp in partitions:  # resolve the end now, before the first record is sent
+            consumer.position(tp)
         round_trips(producer, consumer, settings.topic, payload, settings.warmup_records, progress=Progress.silent())
         progress = Progress("e2e", settings.records, enabled=show_progress)
         start = time.perf_counter_ns()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 import click
@@ -31,27 +34,49 @@ def format_records(records: Iterable[Record], print_key: bool) -> bytes:
 
 
 def consume_to(
-    consumer: Any, out: BinaryIO, *, print_key: bool, max_messages: int | None, idle_timeout_ms: int | None
+    consumer: Any,
+    out: BinaryIO,
+    *,
+    print_key: bool,
+    max_messages: int | None,
+    idle_timeout_ms: int | None,
+    stop: threading.Event,
 ) -> int:
-    """Write records from ``consumer`` to ``out`` until ``max_messages`` or ``idle_timeout_ms`` without any;
-    returns how many were written. A KeyboardInterrupt ends it early, with the count so far."""
+    """Write records from ``consumer`` to ``out`` until ``max_messages``, ``idle_timeout_ms`` without any,
+    or ``stop`` is set (checked between polls); returns how many were written."""
     written = 0
     idle_deadline = None if idle_timeout_ms is None else time.monotonic() + idle_timeout_ms / 1000
-    try:
-        while max_messages is None or written < max_messages:
-            want = MAX_POLL_RECORDS if max_messages is None else min(MAX_POLL_RECORDS, max_messages - written)
-            records = consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=want)
-            if records:
-                out.write(format_records(records, print_key))
-                out.flush()
-                written += len(records)
-                if idle_timeout_ms is not None:
-                    idle_deadline = time.monotonic() + idle_timeout_ms / 1000
-            elif idle_deadline is not None and time.monotonic() >= idle_deadline:
-                break
-    except KeyboardInterrupt:
-        pass
+    while (max_messages is None or written < max_messages) and not stop.is_set():
+        want = MAX_POLL_RECORDS if max_messages is None else min(MAX_POLL_RECORDS, max_messages - written)
+        records = consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=want)
+        if records:
+            out.write(format_records(records, print_key))
+            out.flush()
+            written += len(records)
+            if idle_timeout_ms is not None:
+                idle_deadline = time.monotonic() + idle_timeout_ms / 1000
+        elif idle_deadline is not None and time.monotonic() >= idle_deadline:
+            break
     return written
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by the first SIGINT or SIGTERM, so the poll loop ends between polls and the client
+    closes cleanly; a second signal interrupts at once."""
+    stop = threading.Event()
+
+    def handle(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _silence_stdout() -> None:
@@ -86,7 +111,7 @@ def consume(
     bootstrap: str,
     log_level: str,
 ) -> None:
-    """Print the records of TOPIC, one per line, until --max-messages, --timeout-ms or Ctrl-C."""
+    """Print the records of TOPIC, one per line, until --max-messages, --timeout-ms or Ctrl-C (exit 0)."""
     setup_logging(log_level)
 
     def run() -> None:
@@ -102,13 +127,15 @@ def consume(
             default_api_timeout_ms=REQUEST_TIMEOUT_MS,
         ) as consumer:
             try:
-                count = consume_to(
-                    consumer,
-                    sys.stdout.buffer,
-                    print_key=print_key,
-                    max_messages=max_messages,
-                    idle_timeout_ms=timeout_ms,
-                )
+                with stop_on_signals() as stop:
+                    count = consume_to(
+                        consumer,
+                        sys.stdout.buffer,
+                        print_key=print_key,
+                        max_messages=max_messages,
+                        idle_timeout_ms=timeout_ms,
+                        stop=stop,
+                    )
             except BrokenPipeError:
                 _silence_stdout()
                 return
