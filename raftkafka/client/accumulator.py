@@ -213,12 +213,14 @@ class RecordAccumulator:
         """Batches created and not yet completed."""
         return len(self._incomplete)
 
-    def append(  # noqa: PLR0917 - the per-record hot path: positional arguments are the cheapest
+    def append(
         self, tp: TopicPartition, timestamp: int, key: bytes | None, value: bytes | None, headers: Any, size: int
     ) -> RecordFuture | None:
         """Add a record (``size`` its estimated bytes) to ``tp``'s open batch and return its future; None
         when a new batch is needed and ``buffer_memory`` has no room for it."""
-        with self.lock:
+        lock = self.lock
+        lock.acquire()  # cheaper than ``with`` on this path
+        try:
             batch = self._open.get(tp)
             if batch is None:
                 batch = self._start_batch(tp, timestamp, size)
@@ -230,6 +232,8 @@ class RecordAccumulator:
             batch.size += size
             if batch.size + size > self.batch_size:
                 self._close_batch(batch)
+        finally:
+            lock.release()
         return future
 
     def _start_batch(self, tp: TopicPartition, timestamp: int, size: int) -> ProducerBatch | None:

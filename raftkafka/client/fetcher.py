@@ -1,12 +1,12 @@
 """The consumer's fetcher: positions of the assigned partitions, pipelined FETCH requests, and the buffer
 of fetched data waiting to be handed out.
 
-One FETCH per leader is in flight at a time, for every assigned partition of that leader that has a
-position and no unconsumed data buffered; so while the user works through one response, the next is
-already on its way, and at most one in flight plus one buffered response per partition exist (memory is
-bounded by twice ``fetch_max_bytes`` per leader). Responses are buffered as raw bytes and decoded only
-when ``take`` hands their records out. Partitions without a position are reset by LIST_OFFSETS according
-to their reset strategy. Event loop thread only.
+Every assigned partition with a position and no unconsumed data buffered is fetched, in one FETCH per
+leader for all such partitions at that moment; so while the user works through one response, the next
+is already on its way, and at most one fetch in flight plus one buffered response exist per partition
+(memory is bounded by about twice ``max_partition_fetch_bytes`` per partition). Responses are buffered
+as raw bytes and decoded only when ``take`` hands their records out. Partitions without a position are
+reset by LIST_OFFSETS according to their reset strategy. Event loop thread only.
 """
 
 from __future__ import annotations
@@ -47,15 +47,17 @@ class PartitionState:
     """Where the consumer is in one assigned partition.
 
     ``position`` is the offset of the next record to hand out (None until reset); ``fetch_offset`` the
-    offset the next fetch asks for; ``epoch`` counts seeks, so data fetched before one is dropped.
+    offset the next fetch asks for; ``epoch`` counts seeks, so data fetched before one is dropped;
+    ``fetching``/``resetting`` hold the epoch a request in flight was sent for (-1: none), so a seek
+    need not wait for the answer to a request it made useless.
     """
 
     reset: str
     position: int | None = None
     fetch_offset: int = 0
     epoch: int = 0
-    fetching: bool = False
-    resetting: bool = False
+    fetching: int = -1
+    resetting: int = -1
     buffered: int = 0
     retry_at: float = 0.0
 
@@ -105,7 +107,6 @@ class Fetcher:
         self.states: dict[TopicPartition, PartitionState] = {}
         self._buffer: deque[FetchedData] = deque()
         self._current: FetchedData | None = None
-        self._fetching: set[Address] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Future[None] | None = None
         self._data: asyncio.Future[None] | None = None
@@ -259,7 +260,7 @@ class Fetcher:
         resets: dict[Address, list[tuple[TopicPartition, PartitionState]]] = {}
         delay: float | None = None
         for tp, state in self.states.items():
-            if state.fetching or state.resetting or state.buffered:
+            if state.epoch in (state.fetching, state.resetting) or state.buffered:
                 continue
             if state.retry_at > now:
                 wait = state.retry_at - now
@@ -274,16 +275,15 @@ class Fetcher:
             address = (leader.host, leader.port)
             if state.position is None:
                 resets.setdefault(address, []).append((tp, state))
-            elif address not in self._fetching:
+            else:
                 fetches.setdefault(address, []).append((tp, state))
         for address, parts in resets.items():
             for _, state in parts:
-                state.resetting = True
+                state.resetting = state.epoch
             self._spawn(self._reset(address, parts))
         for address, parts in fetches.items():
             for _, state in parts:
-                state.fetching = True
-            self._fetching.add(address)
+                state.fetching = state.epoch
             self._spawn(self._fetch(address, parts))
         return delay
 
@@ -318,9 +318,9 @@ class Fetcher:
             self.network.request_refresh()
             return
         finally:
-            self._fetching.discard(address)
-            for _, state in parts:
-                state.fetching = False
+            for state, epoch, _ in sent.values():
+                if state.fetching == epoch:
+                    state.fetching = -1
             self.wakeup()
         for topic, partitions in response["topics"]:
             for partition, error, _high_watermark, _log_start, data in partitions:
@@ -378,8 +378,9 @@ class Fetcher:
                 else:
                     self._deliver(FetchedData(tp, state.epoch, error=result))
         finally:
-            for _, state in parts:
-                state.resetting = False
+            for tp, state in parts:
+                if state.resetting == epochs[tp]:
+                    state.resetting = -1
             if self._positioned is not None and not self._positioned.done():
                 self._positioned.set_result(None)
             self.wakeup()

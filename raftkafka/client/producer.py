@@ -145,7 +145,7 @@ class AsyncProducer:
         await self._network.close()
 
     # sending --------------------------------------------------------------------------------------
-    def try_append(  # noqa: PLR0917 - the per-record hot path: positional arguments are the cheapest
+    def try_append(
         self,
         topic: str,
         value: bytes | None,
