@@ -15,6 +15,7 @@ from raftkafka.errors import (
     InvalidFetchSizeError,
     InvalidRequestError,
     InvalidRequiredAcksError,
+    NotLeaderError,
     RaftKafkaError,
     UnknownTopicError,
 )
@@ -35,6 +36,10 @@ class ControllerChannel(Protocol):
 
     async def delete_topics(self, names: list[str]) -> list[tuple[str, int, str]]:
         """``(name, error_code, message)`` per topic, after the records committed."""
+        ...
+
+    async def quorum_status(self) -> dict[str, Any]:
+        """The QUORUM_STATUS response body (leader, voters, their offsets) of the active controller."""
         ...
 
 
@@ -72,6 +77,7 @@ class BrokerApi:
             ApiKey.LIST_OFFSETS: self.list_offsets,
             ApiKey.CREATE_TOPICS: self.create_topics,
             ApiKey.DELETE_TOPICS: self.delete_topics,
+            ApiKey.QUORUM_STATUS: self.quorum_status,
         }
 
     # API_VERSIONS, METADATA -----------------------------------------------------------------------
@@ -112,6 +118,7 @@ class BrokerApi:
                         raise InvalidRequestError("produce partition entries are [partition, records]")
                     out.append([partition, 0, append(topic, partition, entry[1]), None])
                 except RaftKafkaError as exc:
+                    exc = self._not_hosted(topic, partition, exc)
                     out.append([partition, exc.code, -1, exc.message])
             results.append([topic, out])
         # With this broker as the only in-sync replica, acks=all is satisfied once the append returns.
@@ -165,6 +172,8 @@ class BrokerApi:
                 by_topic.setdefault(topic, []).append([partition, 0, -1, -1, b""])
                 continue
             error, high_watermark, log_start, records = read(topic, partition, offset, budget)
+            if error == UnknownTopicError.code:
+                error = self._not_hosted(topic, partition, UnknownTopicError()).code
             total += len(records)
             by_topic.setdefault(topic, []).append([partition, error, high_watermark, log_start, records])
         return {"topics": [[topic, parts] for topic, parts in by_topic.items()]}, total
@@ -182,9 +191,20 @@ class BrokerApi:
                     offset, timestamp = self.replicas.list_offset(topic, partition, entry[1])
                     out.append([partition, 0, offset, timestamp])
                 except RaftKafkaError as exc:
-                    out.append([partition, exc.code, -1, -1])
+                    out.append([partition, self._not_hosted(topic, partition, exc).code, -1, -1])
             results.append([topic, out])
         return {"topics": results}
+
+    def _not_hosted(self, topic: str, partition: int, exc: RaftKafkaError) -> RaftKafkaError:
+        """``NotLeaderError`` instead of ``exc`` when ``exc`` says "no such partition here" but the partition
+        exists in the image (another broker hosts it, or this one has not created it yet)."""
+        if not isinstance(exc, UnknownTopicError):
+            return exc
+        image_topic = self._image().topics.get(topic)
+        if image_topic is None or not 0 <= partition < len(image_topic.partitions):
+            return exc
+        leader = image_topic.partitions[partition].leader
+        return NotLeaderError(f"broker {self.node_id} is not the leader of {topic}-{partition} (leader: {leader})")
 
     # CREATE_TOPICS, DELETE_TOPICS -----------------------------------------------------------------
     def create_topics(self, version: int, body: Any) -> Any:
@@ -217,6 +237,11 @@ class BrokerApi:
         deleted = {name for name, error, _ in results if error == 0}
         await self._wait_for_image(lambda image: not deleted & image.topics.keys(), timeout)
         return {"topics": [list(result) for result in results]}
+
+
+    # QUORUM_STATUS --------------------------------------------------------------------------------
+    def quorum_status(self, version: int, body: Any) -> Any:
+        return self.controller.quorum_status()
 
 
 def _describe(name: str, topic: TopicImage | None, include_config: bool) -> dict[str, Any]:

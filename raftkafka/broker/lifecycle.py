@@ -1,0 +1,168 @@
+"""The broker's life with the controller: registration, heartbeats and controlled shutdown.
+
+At start the broker registers (node id, listener, an incarnation id new for every process start),
+retrying until the quorum answers; ``DuplicateBrokerRegistrationError`` (another live process holds
+the node id) is fatal. Then it heartbeats every ``heartbeat_interval_ms`` (the controller's value if
+its registration answer names one) with its metadata offset, so the controller can unfence it once
+it has caught up; a heartbeat refused because the controller does not know the broker's session
+(a new active controller, or the broker was replaced) leads to a new registration.
+
+Controlled shutdown: heartbeats with ``want_shutdown`` until the controller answers
+``should_shutdown`` (it has moved leadership off the broker), bounded by ``shutdown_timeout_s``.
+
+Event loop thread only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from raftkafka.errors import DuplicateBrokerRegistrationError, RaftKafkaError
+
+from .controller_client import HeartbeatResult, Registration
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HEARTBEAT_INTERVAL_MS = 2_000
+
+
+class LifecycleChannel(Protocol):
+    """The controller operations of a broker's lifecycle (``RemoteController``, or the in-process controller)."""
+
+    async def register_broker(self, node_id: int, host: str, port: int, incarnation_id: str) -> Registration:
+        """Register this broker process."""
+        ...
+
+    async def broker_heartbeat(
+        self, node_id: int, broker_epoch: int, metadata_offset: int, want_shutdown: bool, timeout: float
+    ) -> HeartbeatResult:
+        """One heartbeat, answered within ``timeout`` seconds or failed."""
+        ...
+
+
+class BrokerLifecycle:
+    """Registration, heartbeats and controlled shutdown of one broker process."""
+
+    def __init__(
+        self,
+        channel: LifecycleChannel,
+        *,
+        node_id: int,
+        incarnation_id: str,
+        metadata_offset: Callable[[], int],
+        heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
+        shutdown_timeout_s: float = 10.0,
+        retry_backoff_max_s: float = 1.0,
+    ) -> None:
+        self._channel = channel
+        self.node_id = node_id
+        self.incarnation_id = incarnation_id
+        self._metadata_offset = metadata_offset
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self._shutdown_timeout_s = shutdown_timeout_s
+        self._retry_backoff_max_s = retry_backoff_max_s
+        self._listener: tuple[str, int] | None = None
+        self.broker_epoch: int | None = None
+        """The epoch of the current registration; None before it."""
+        self.fenced = True
+        """As of the last heartbeat answer (a new registration starts fenced)."""
+        self._heartbeats: asyncio.Task[None] | None = None
+
+    @property
+    def _interval_s(self) -> float:
+        return self.heartbeat_interval_ms / 1000
+
+    async def register(self, host: str, port: int) -> None:
+        """Register ``host:port`` as this broker's listener, retrying until the controller answers.
+
+        ``DuplicateBrokerRegistrationError`` and other non-retriable errors propagate.
+        """
+        self._listener = (host, port)
+        backoff = 0.05
+        while True:
+            try:
+                registration = await self._channel.register_broker(self.node_id, host, port, self.incarnation_id)
+                break
+            except DuplicateBrokerRegistrationError:
+                raise
+            except RaftKafkaError as exc:
+                if not exc.retriable:
+                    raise
+                log.warning("broker %d registration failed (%s); retrying", self.node_id, exc)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self._retry_backoff_max_s)
+        self.broker_epoch = registration.broker_epoch
+        self.fenced = True
+        if registration.heartbeat_interval_ms:
+            self.heartbeat_interval_ms = registration.heartbeat_interval_ms
+        log.info("broker %d registered at %s:%d with epoch %d", self.node_id, host, port, self.broker_epoch)
+
+    def start_heartbeats(self) -> None:
+        """Heartbeat in the background until ``stop()`` or ``controlled_shutdown()``."""
+        if self._heartbeats is None:
+            self._heartbeats = asyncio.get_running_loop().create_task(self._heartbeat_loop(), name="heartbeats")
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self._heartbeat(want_shutdown=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("broker %d heartbeat failed", self.node_id)
+            await asyncio.sleep(max(0.0, self._interval_s - (time.monotonic() - started)))
+
+    async def _heartbeat(self, *, want_shutdown: bool) -> HeartbeatResult | None:
+        """One heartbeat; None if it failed (logged). Re-registers when the controller lost the session."""
+        if self.broker_epoch is None or self._listener is None:
+            raise RuntimeError("heartbeat before registration")
+        try:
+            result = await self._channel.broker_heartbeat(
+                self.node_id, self.broker_epoch, self._metadata_offset(), want_shutdown, timeout=self._interval_s
+            )
+        except RaftKafkaError as exc:
+            if exc.retriable:
+                log.warning("broker %d heartbeat failed: %s", self.node_id, exc)
+                return None
+            log.warning("broker %d heartbeat refused (%s); registering again", self.node_id, exc)
+            await self.register(*self._listener)
+            return None
+        if result.fenced != self.fenced:
+            log.info("broker %d is now %s", self.node_id, "fenced" if result.fenced else "unfenced")
+        self.fenced = result.fenced
+        return result
+
+    async def controlled_shutdown(self) -> bool:
+        """Ask the controller to move leadership off this broker; True once it agreed, False after the timeout."""
+        await self._stop_heartbeats()
+        if self.broker_epoch is None:
+            return True
+        pause = min(self._interval_s, 0.2)
+        try:
+            async with asyncio.timeout(self._shutdown_timeout_s):
+                while True:
+                    result = await self._heartbeat(want_shutdown=True)
+                    if result is not None and result.should_shutdown:
+                        log.info("broker %d: controlled shutdown granted", self.node_id)
+                        return True
+                    await asyncio.sleep(pause)
+        except TimeoutError:
+            log.warning("broker %d: no controlled shutdown within %gs", self.node_id, self._shutdown_timeout_s)
+        except RaftKafkaError as exc:  # registering again was refused: nothing left to hand over
+            log.warning("broker %d: controlled shutdown failed: %s", self.node_id, exc)
+        return False
+
+    async def _stop_heartbeats(self) -> None:
+        if self._heartbeats is not None:
+            self._heartbeats.cancel()
+            await asyncio.gather(self._heartbeats, return_exceptions=True)
+            self._heartbeats = None
+
+    async def stop(self) -> None:
+        """Stop heartbeating (the controller fences the broker after its session timeout)."""
+        await self._stop_heartbeats()
