@@ -59,8 +59,14 @@ InvalidRequestError = _error(42, "INVALID_REQUEST", doc="The request is malforme
 InvalidConfigError = _error(40, "INVALID_CONFIG", doc="A configuration key or value is invalid.")
 UnknownApiError = _error(44, "UNKNOWN_API", doc="The API key is not known to the server.")
 KafkaStorageError = _error(56, "STORAGE_ERROR", retriable=True, doc="The broker failed to read or write its disk.")
+StaleBrokerEpochError = _error(
+    77, "STALE_BROKER_EPOCH", doc="The broker epoch is not the current registration's; register again."
+)
 DuplicateBrokerRegistrationError = _error(
     101, "DUPLICATE_BROKER_REGISTRATION", doc="Another live incarnation of the broker holds the node id."
+)
+BrokerIdNotRegisteredError = _error(
+    102, "BROKER_ID_NOT_REGISTERED", doc="The controller has no registration for the broker's node id; register first."
 )
 ClientClosedError = _error(1001, "CLIENT_CLOSED", doc="The client was closed.")
 FeatureNotAvailableError = _error(1002, "FEATURE_NOT_AVAILABLE", doc="The feature is not built yet.")

@@ -154,7 +154,7 @@ def test_a_failed_append_fails_the_answers_that_relied_on_it(tmp_path: Path) -> 
         log = MetadataLog(f"127.0.0.1:{free_port()}", [], tmp_path, ensure_cluster_secret(tmp_path), config)
         quorum = QuorumController(log)
         try:
-            assert await log.wait_ready(10)
+            await quorum.start(10)
             await quorum.register_broker(1, "127.0.0.1", 9091, "inc-1")
             too_big, relying = await asyncio.gather(
                 quorum.create_topics([NewTopic("x", 1000, 1)]),  # its record exceeds max_entry_bytes

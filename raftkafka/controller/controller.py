@@ -8,6 +8,19 @@ finished, because a decision read their uncommitted effects. If an earlier appen
 replies fail with its (retriable) error, and the speculative image is rebuilt from the committed
 one plus the appends still in flight.
 
+Activation: the controller decides only while it is *active*: the Raft leader that has committed a
+barrier in its current term (so its image holds everything committed before), started a fresh
+session for every registered broker, and not lost leadership or the term since. ``poll_leadership``
+notices term and leadership changes (the controller process calls it every few tens of ms); the term
+is the controller epoch. A deposed leader's appends fail, so nothing it decides after losing the
+quorum takes effect.
+
+Broker sessions (``sessions``): with a ``BrokerSessions`` the controller serves remote brokers:
+heartbeats keep sessions alive and ``fence_expired_brokers`` fences the silent ones. Without one
+(``raftkafka dev``, whose broker lives and dies with this process) nobody is ever fenced for
+silence and a new incarnation of a broker is refused only while an earlier one registered with
+this very object.
+
 Ids and randomness (topic ids, placement start index) are drawn here, outside the pure decisions.
 Event loop thread only.
 """
@@ -15,17 +28,29 @@ Event loop thread only.
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from raftkafka.controller.brokers import BrokerRegistrationRequest, register_broker
+from raftkafka.controller.brokers import (
+    BrokerRegistrationRequest,
+    HeartbeatReply,
+    HeartbeatRequest,
+    broker_heartbeat,
+    fence_brokers,
+    register_broker,
+)
+from raftkafka.controller.sessions import BrokerSessions
 from raftkafka.controller.topics import NewTopic, TopicResult, create_topic, delete_topic
 from raftkafka.errors import NotControllerError, RaftKafkaError, RequestTimedOutError
-from raftkafka.metadata.image import MetadataImage, replay_all
-from raftkafka.metadata.records import MetadataRecord
+from raftkafka.metadata.image import ControllerRegistration, MetadataImage, replay_all
+from raftkafka.metadata.records import MetadataRecord, RegisterController
 from raftkafka.raftlog.metadata_log import CommitListener, MetadataLog
+
+logger = logging.getLogger(__name__)
 
 _Append = asyncio.Task[int]
 
@@ -41,20 +66,39 @@ class QuorumController:
         self,
         log: MetadataLog,
         *,
+        sessions: BrokerSessions | None = None,
         new_topic_id: Callable[[], str] = _new_topic_id,
         rng: random.Random | None = None,
     ) -> None:
         self._log = log
+        self._tracks_sessions = sessions is not None
+        self._sessions = sessions if sessions is not None else BrokerSessions(math.inf)
         self._new_topic_id = new_topic_id
         self._rng = rng or random.Random()
         self._appends: dict[_Append, Sequence[MetadataRecord]] = {}
         self._speculative: MetadataImage | None = None
-        self._live_sessions: set[int] = set()
+        self._active_term: int | None = None
+        self._activating = False
+        self._listener: ControllerRegistration | None = None
 
     @property
     def image(self) -> MetadataImage:
         """The latest committed image."""
         return self._log.image
+
+    @property
+    def epoch(self) -> int:
+        """The controller epoch: the Raft term this voter is in."""
+        return self._log.term
+
+    @property
+    def is_active(self) -> bool:
+        """Whether this is the active controller (leader, activated in the current term)."""
+        return self._active_term is not None and self._log.is_leader and self._log.term == self._active_term
+
+    def set_listener(self, node_id: int, host: str, port: int) -> None:
+        """This controller's listener, committed (``RegisterController``) whenever it becomes active."""
+        self._listener = ControllerRegistration(node_id, host, port)
 
     def add_listener(self, listener: CommitListener) -> None:
         """Call ``listener(image, records, first_offset)`` on the event loop after each committed batch."""
@@ -65,9 +109,39 @@ class QuorumController:
         self._log.add_listener(lambda image, records, first_offset: listener(image))
 
     async def start(self, timeout_s: float = 30.0) -> None:
-        """Wait until the metadata log holds everything committed before this start."""
+        """Wait until the metadata log holds everything committed before this start, and activate if leader."""
         if not await self._log.wait_ready(timeout_s):
             raise RequestTimedOutError(f"the metadata quorum was not ready within {timeout_s:g}s")
+        await self.poll_leadership()
+
+    async def poll_leadership(self) -> None:
+        """Activate after becoming leader in a new term, deactivate after losing leadership (see the module doc)."""
+        log = self._log
+        if not log.is_leader:
+            if self._active_term is not None:
+                logger.info("no longer the active controller (epoch %d)", log.term)
+                self._active_term = None
+            return
+        term = log.term
+        if term == self._active_term or self._activating:
+            return
+        self._active_term = None
+        self._activating = True
+        try:
+            await log.barrier()
+            if not log.is_leader or log.term != term:
+                return
+            if self._tracks_sessions:
+                self._sessions.grant_all(broker.node_id for broker in log.image.live_brokers())
+            self._active_term = term
+            logger.info("active controller in epoch %d at metadata offset %d", term, log.image.offset)
+            listener = self._listener
+            if listener is not None and log.image.controllers.get(listener.node_id) != listener:
+                await self._commit([RegisterController(listener.node_id, listener.host, listener.port)])
+        except RaftKafkaError as exc:
+            logger.info("could not activate in epoch %d: %s", term, exc)
+        finally:
+            self._activating = False
 
     async def stop(self) -> None:
         """Close the metadata log; later requests fail with ``NotControllerError``."""
@@ -106,17 +180,52 @@ class QuorumController:
             results.append(result)
         return await self._commit_then_answer(records, results)
 
-    async def register_broker(self, node_id: int, host: str, port: int, incarnation_id: str) -> None:
-        """Register a broker process; raises ``DuplicateBrokerRegistrationError`` if another live one holds the id."""
+    async def register_broker(self, node_id: int, host: str, port: int, incarnation_id: str) -> int:
+        """Register a broker process and return its broker epoch.
+
+        Raises ``DuplicateBrokerRegistrationError`` if another live incarnation holds the node id.
+        """
         request = BrokerRegistrationRequest(node_id, host, port, incarnation_id)
-        records = register_broker(self._decision_image(), request, self._live_sessions)
+        records = register_broker(self._decision_image(), request, self._sessions.live())
         await self._commit(records)
-        self._live_sessions.add(node_id)
+        self._sessions.touch(node_id)
+        broker = self._log.image.brokers.get(node_id)
+        if broker is None or broker.incarnation_id != incarnation_id:
+            raise RequestTimedOutError(f"broker {node_id} was registered again meanwhile; retry")
+        return broker.epoch
+
+    async def heartbeat(
+        self, node_id: int, broker_epoch: int, metadata_offset: int, want_shutdown: bool
+    ) -> HeartbeatReply:
+        """Keep the broker's session alive; unfence it, or move it out of service when it wants to shut down."""
+        request = HeartbeatRequest(node_id, broker_epoch, metadata_offset, want_shutdown)
+        records, reply = broker_heartbeat(self._decision_image(), request)
+        if want_shutdown:
+            self._sessions.remove(node_id)
+        else:
+            self._sessions.touch(node_id)
+        await self._commit(records)
+        if records:
+            logger.info("broker %d %s", node_id, "shut down (fenced)" if want_shutdown else "unfenced")
+        return reply
+
+    async def fence_expired_brokers(self) -> list[int]:
+        """Fence the unfenced brokers whose session expired (none without session tracking); their node ids."""
+        if not self._tracks_sessions or not self.is_active:
+            return []
+        image = self._decision_image()
+        expired = self._sessions.expired(broker.node_id for broker in image.live_brokers())
+        if expired:
+            logger.warning(
+                "fencing broker(s) %s: no heartbeat for %gs", expired, self._sessions.timeout_s
+            )
+            await self._commit(fence_brokers(image, expired))
+        return expired
 
     # -- speculative image and commits --
 
     def _decision_image(self) -> MetadataImage:
-        if not self._log.is_leader:
+        if not self.is_active:
             raise NotControllerError(
                 f"this node is not the active controller (metadata quorum leader: {self._log.leader_address})"
             )

@@ -36,11 +36,14 @@ from raftkafka.metadata.records import (
     MetadataRecord,
     PartitionChange,
     RegisterBroker,
+    RegisterController,
     UnfenceBroker,
 )
 
 NO_LEADER = -1
-IMAGE_FORMAT_VERSION = 1
+IMAGE_FORMAT_VERSION = 2
+"""Version 2 added the controllers; version 1 images (without them) still load."""
+_IMAGE_V1 = 1
 
 
 def _frozen(mapping: dict[Any, Any]) -> Mapping[Any, Any]:
@@ -57,6 +60,15 @@ class BrokerRegistration:
     incarnation_id: str
     fenced: bool
     epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerRegistration:
+    """A controller's listener for the controller APIs (the active one commits its own)."""
+
+    node_id: int
+    host: str
+    port: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +100,7 @@ class MetadataImage:
     brokers: Mapping[int, BrokerRegistration] = field(default_factory=lambda: _frozen({}))
     topics: Mapping[str, TopicImage] = field(default_factory=lambda: _frozen({}))
     offset: int = -1
+    controllers: Mapping[int, ControllerRegistration] = field(default_factory=lambda: _frozen({}))
 
     def topic(self, name: str) -> TopicImage | None:
         """The topic called ``name``, or None."""
@@ -120,14 +133,21 @@ class MetadataImage:
             ]
             for _, t in sorted(self.topics.items())
         ]
-        return msgpack.packb([IMAGE_FORMAT_VERSION, self.offset, brokers, topics], use_bin_type=True)
+        controllers = [[c.node_id, c.host, c.port] for _, c in sorted(self.controllers.items())]
+        return msgpack.packb([IMAGE_FORMAT_VERSION, self.offset, brokers, topics, controllers], use_bin_type=True)
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> MetadataImage:
         """The image encoded by ``to_bytes``; ``MetadataDecodeError`` if ``data`` is not one."""
-        version, offset, broker_items, topic_items = read_fields(unpack(data), (read_int,) * 2 + (read_list,) * 2)
-        if version != IMAGE_FORMAT_VERSION:
+        fields = read_list(unpack(data))
+        version = read_int(fields[0]) if fields else None
+        if version == _IMAGE_V1:
+            fields = [*fields, []]
+        elif version != IMAGE_FORMAT_VERSION:
             raise MetadataDecodeError(f"unsupported metadata image format {version}")
+        _, offset, broker_items, topic_items, controller_items = read_fields(
+            fields, (read_int,) * 2 + (read_list,) * 3
+        )
         brokers: dict[int, BrokerRegistration] = {}
         for item in broker_items:
             broker = BrokerRegistration(*read_fields(item, _BROKER_READERS))
@@ -143,12 +163,19 @@ class MetadataImage:
                 PartitionState(index, *read_fields(p, _PARTITION_READERS)) for index, p in enumerate(partition_items)
             )
             topics[name] = TopicImage(name, topic_id, partitions, _frozen(config))
-        return cls(_frozen(brokers), _frozen(topics), offset)
+        controllers: dict[int, ControllerRegistration] = {}
+        for item in controller_items:
+            controller = ControllerRegistration(*read_fields(item, _CONTROLLER_READERS))
+            if controller.node_id in controllers:
+                raise MetadataDecodeError(f"controller {controller.node_id} appears twice")
+            controllers[controller.node_id] = controller
+        return cls(_frozen(brokers), _frozen(topics), offset, _frozen(controllers))
 
 
 _BROKER_READERS = (read_int, read_str, read_int, read_str, read_bool, read_int)
 _TOPIC_READERS = (read_str, read_str, read_str_dict, read_list)
 _PARTITION_READERS = (read_int_tuple, read_int_tuple, read_int, read_int, read_int)
+_CONTROLLER_READERS = (read_int, read_str, read_int)
 
 EMPTY_IMAGE = MetadataImage()
 
@@ -165,6 +192,7 @@ class MetadataDelta:
         self._offset = image.offset
         self._brokers: dict[int, BrokerRegistration] | None = None
         self._topics: dict[str, TopicImage] | None = None
+        self._controllers: dict[int, ControllerRegistration] | None = None
         self._changed_partitions: dict[str, dict[int, PartitionState]] = {}
 
     def replay(self, record: MetadataRecord, offset: int) -> bool:
@@ -184,7 +212,8 @@ class MetadataDelta:
                 merged = tuple(partitions.get(p.partition, p) for p in topic.partitions)
                 changed[name] = TopicImage(topic.name, topic.topic_id, merged, topic.config)
             topics = _frozen(changed)
-        return MetadataImage(brokers, topics, self._offset)
+        controllers = self._image.controllers if self._controllers is None else _frozen(self._controllers)
+        return MetadataImage(brokers, topics, self._offset, controllers)
 
     # -- state views while replaying --
 
@@ -271,6 +300,12 @@ class MetadataDelta:
         )
         return True
 
+    def _register_controller(self, record: RegisterController, offset: int) -> bool:
+        if self._controllers is None:
+            self._controllers = dict(self._image.controllers)
+        self._controllers[record.node_id] = ControllerRegistration(record.node_id, record.host, record.port)
+        return True
+
     def _change_config(self, record: ConfigChange, offset: int) -> bool:
         topic = self._topic_map().get(record.topic)
         if topic is None:
@@ -289,6 +324,7 @@ _HANDLERS: dict[type[MetadataRecord], Any] = {
     DeleteTopic: MetadataDelta._delete_topic,
     PartitionChange: MetadataDelta._change_partition,
     ConfigChange: MetadataDelta._change_config,
+    RegisterController: MetadataDelta._register_controller,
 }
 
 

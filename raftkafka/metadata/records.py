@@ -31,6 +31,7 @@ __all__ = [
     "MetadataRecord",
     "PartitionChange",
     "RegisterBroker",
+    "RegisterController",
     "UnfenceBroker",
     "decode_records",
     "encode_record",
@@ -142,6 +143,17 @@ class ConfigChange(MetadataRecord):
     KIND: ClassVar[int] = 7
     topic: str
     config: dict[str, str]
+
+
+@record_kind
+@_record
+class RegisterController(MetadataRecord):
+    """A controller (a voter of the metadata quorum) serves the controller APIs at ``host:port``."""
+
+    KIND: ClassVar[int] = 8
+    node_id: int
+    host: str
+    port: int
 
 
 def _fields_of(record: MetadataRecord) -> list[Any]:

@@ -30,7 +30,11 @@ def secret_path(metadata_dir: Path) -> Path:
 
 def read_cluster_secret(metadata_dir: Path) -> str:
     """The stored secret; ``FileNotFoundError`` if there is none, ``ClusterSecretError`` if it is unusable."""
-    path = secret_path(metadata_dir)
+    return read_secret_file(secret_path(metadata_dir))
+
+
+def read_secret_file(path: Path) -> str:
+    """The secret in file ``path`` (mode 0600); ``FileNotFoundError`` or ``ClusterSecretError`` as above."""
     with open(path, "rb") as file:
         mode = os.fstat(file.fileno()).st_mode
         raw = file.read(4096)
@@ -40,8 +44,13 @@ def read_cluster_secret(metadata_dir: Path) -> str:
         secret = raw.decode("ascii").strip()
     except UnicodeDecodeError:
         raise ClusterSecretError(f"{path} is not an ASCII secret") from None
+    return check_secret(secret, str(path))
+
+
+def check_secret(secret: str, source: str) -> str:
+    """``secret`` if it is long enough, else ``ClusterSecretError`` naming ``source``."""
     if len(secret) < _MIN_SECRET_CHARS:
-        raise ClusterSecretError(f"{path} holds a secret shorter than {_MIN_SECRET_CHARS} characters")
+        raise ClusterSecretError(f"{source} holds a secret shorter than {_MIN_SECRET_CHARS} characters")
     return secret
 
 

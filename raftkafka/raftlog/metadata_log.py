@@ -18,6 +18,10 @@ the offset of its first record, or fails with ``NotControllerError`` (not the le
 Raft address in the message when known) or ``RequestTimedOutError`` (no commit before the deadline;
 the outcome is then unknown, which is why records are idempotent state assignments).
 
+Reading: the last ``record_window`` committed records stay in memory with their offsets
+(``read_records``), so any voter can serve the metadata log to brokers; older offsets are served as
+a snapshot of the image. ``wait_for_offset`` is the long poll for records not committed yet.
+
 Durability: pysyncobj's journal is an mmap that is never fsynced, so a committed entry survives a
 process crash but not a power loss on a majority of voters.
 """
@@ -47,6 +51,7 @@ from raftkafka.errors import (
 )
 from raftkafka.metadata.image import EMPTY_IMAGE, MetadataImage, replay_all
 from raftkafka.metadata.records import MetadataRecord, decode_records, encode_record, join_encoded
+from raftkafka.raftlog.record_window import RecordWindow
 from raftkafka.raftlog.snapshot import SnapshotFiles
 
 log = logging.getLogger(__name__)
@@ -76,6 +81,9 @@ class MetadataLogConfig:
     leader_fallback_timeout_s: float = 3.0
     log_compaction_min_entries: int = 5000
     log_compaction_min_time_s: float = 300.0
+    record_window: int = 50_000
+    """Committed records kept in memory for ``read_records`` (older ones are served as a snapshot)."""
+    max_offset_waiters: int = 10_000
 
     def validate(self) -> MetadataLogConfig:
         """Raise ``ValueError`` for settings pysyncobj or the append path cannot work with."""
@@ -89,6 +97,8 @@ class MetadataLogConfig:
             raise ValueError("leader_fallback_timeout_s must exceed append_entries_period_s")
         if self.log_compaction_min_entries < 2 or self.log_compaction_min_time_s <= 0:
             raise ValueError("log compaction needs min entries >= 2 and a positive min time")
+        if self.record_window < 1 or self.max_offset_waiters < 1:
+            raise ValueError("record_window and max_offset_waiters must be positive")
         return self
 
 
@@ -105,6 +115,8 @@ class RaftStatus:
     partners: dict[str, bool]
     """Partner Raft address -> connected."""
     metadata_offset: int
+    match_index: dict[str, int]
+    """On the leader: partner Raft address -> the highest Raft index known to be on it (else empty)."""
 
 
 class _ReplicatedImage(SyncObjConsumer):
@@ -207,6 +219,8 @@ class MetadataLog:
         self._self_address = self_address
         self._image = EMPTY_IMAGE
         self._listeners: list[CommitListener] = []
+        self._window = RecordWindow(self._config.record_window)
+        self._offset_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._queue: deque[_PendingAppend] = deque()
         self._queued_records = 0
         self._in_flight: _Entry | None = None
@@ -261,6 +275,11 @@ class MetadataLog:
         return not self._closed and bool(self._syncobj._isLeader())
 
     @property
+    def term(self) -> int:
+        """The current Raft term as this voter knows it (the controller epoch)."""
+        return int(self._syncobj.raftCurrentTerm)
+
+    @property
     def leader_address(self) -> str | None:
         """The Raft address of the last known leader."""
         leader = self._syncobj._getLeader()
@@ -271,16 +290,24 @@ class MetadataLog:
         raw = self._syncobj.getStatus()
         prefix = "partner_node_status_server_"
         partners = {key[len(prefix) :]: value == 2 for key, value in raw.items() if key.startswith(prefix)}
+        match_prefix = "match_idx_server_"
+        is_leader = self.is_leader
+        match_index = (
+            {key[len(match_prefix) :]: value for key, value in raw.items() if key.startswith(match_prefix)}
+            if is_leader
+            else {}
+        )
         leader = raw["leader"]
         return RaftStatus(
             self_address=self._self_address,
             leader=None if leader is None else str(leader.id),
-            is_leader=self.is_leader,
+            is_leader=is_leader,
             term=raw["raft_term"],
             commit_index=raw["commit_idx"],
             last_applied=raw["last_applied"],
             partners=partners,
             metadata_offset=self._image.offset,
+            match_index=match_index,
         )
 
     def add_listener(self, listener: CommitListener) -> None:
@@ -295,15 +322,49 @@ class MetadataLog:
         """Wait until this voter's image holds everything committed before it started; False on timeout.
 
         pysyncobj's own readiness may come before a restarted leader has re-committed its journal's
-        tail, so a leader also commits an empty batch: once that is applied, so is all before it.
+        tail, so a leader also commits an empty batch (``barrier``).
         """
         try:
             async with asyncio.timeout(timeout_s):
                 await self._ready.wait()
                 if self.is_leader:
-                    await self._enqueue(())
+                    await self.barrier()
         except (TimeoutError, RaftKafkaError):
             return False
+        return True
+
+    async def barrier(self) -> None:
+        """Commit an empty batch: once it resolves, the image holds every entry committed before it.
+
+        A new Raft leader learns what is committed only by committing an entry of its own term, so an
+        active controller calls this before it decides anything. Fails like ``append``.
+        """
+        await self._enqueue(())
+
+    def read_records(self, offset: int, max_records: int) -> list[MetadataRecord] | None:
+        """Committed records from ``offset`` on (at most ``max_records``); None if ``offset`` is no longer kept.
+
+        An ``offset`` past ``image.offset`` gives an empty list.
+        """
+        return self._window.read(offset, max_records)
+
+    async def wait_for_offset(self, offset: int, timeout_s: float) -> bool:
+        """Wait until the record at ``offset`` is committed here; False after ``timeout_s`` (or too many waiters)."""
+        if self._image.offset >= offset:
+            return True
+        if self._closed or len(self._offset_waiters) >= self._config.max_offset_waiters:
+            return False
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._offset_waiters.append((offset, future))
+        try:
+            async with asyncio.timeout(timeout_s):
+                await future
+        except TimeoutError:
+            return False
+        finally:
+            if not future.done():
+                future.cancel()
+                self._offset_waiters = [(o, f) for o, f in self._offset_waiters if f is not future]
         return True
 
     # -- appends (event loop) --
@@ -417,11 +478,28 @@ class MetadataLog:
         self._in_flight = None
         self._queue.clear()
         self._queued_records = 0
+        for _, future in self._offset_waiters:  # their long polls end now, with what there is
+            if not future.done():
+                future.set_result(None)
+        self._offset_waiters = []
 
     # -- delivery from the tick thread to the event loop --
 
     def _deliver(self, image: MetadataImage, records: Sequence[MetadataRecord], first_offset: int) -> None:
         self._image = image
+        if records:
+            self._window.append(records, first_offset)
+        else:
+            self._window.reset(first_offset)
+        if self._offset_waiters:
+            waiting = []
+            for offset, future in self._offset_waiters:
+                if offset <= image.offset:
+                    if not future.done():
+                        future.set_result(None)
+                else:
+                    waiting.append((offset, future))
+            self._offset_waiters = waiting
         for listener in list(self._listeners):
             try:
                 listener(image, records, first_offset)

@@ -1,0 +1,60 @@
+"""Broker sessions: the active controller's in-memory record of when each broker last heartbeated.
+
+Soft state, never logged: a broker's session is live while its last contact is younger than
+``broker.session.timeout.ms``. A new active controller knows nothing of the old one's table, so it
+starts every registered broker's session at the moment it became active (``grant_all``) before it
+fences anyone. The clock is injected (seconds, monotonic) so tests drive time by hand.
+
+Event loop thread only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+Clock = Callable[[], float]
+
+
+class BrokerSessions:
+    """Last contact per broker node id, judged against ``timeout_s``."""
+
+    def __init__(self, timeout_s: float, clock: Clock = time.monotonic) -> None:
+        if timeout_s <= 0:
+            raise ValueError("the broker session timeout must be positive")
+        self.timeout_s = timeout_s
+        self._clock = clock
+        self._last_contact: dict[int, float] = {}
+
+    def touch(self, node_id: int) -> None:
+        """The broker was heard from now (a heartbeat or a registration)."""
+        self._last_contact[node_id] = self._clock()
+
+    def grant_all(self, node_ids: Iterable[int]) -> None:
+        """Start a fresh session for each of ``node_ids`` now, forgetting every other session."""
+        now = self._clock()
+        self._last_contact = dict.fromkeys(node_ids, now)
+
+    def remove(self, node_id: int) -> None:
+        """Forget the broker's session (it shut down)."""
+        self._last_contact.pop(node_id, None)
+
+    def is_live(self, node_id: int) -> bool:
+        """Whether the broker has a session younger than the timeout."""
+        last = self._last_contact.get(node_id)
+        return last is not None and self._clock() - last < self.timeout_s
+
+    def live(self) -> set[int]:
+        """Node ids with a live session."""
+        now = self._clock()
+        return {node_id for node_id, last in self._last_contact.items() if now - last < self.timeout_s}
+
+    def expired(self, node_ids: Iterable[int]) -> list[int]:
+        """Those of ``node_ids`` whose session expired; one without a session gets a fresh one instead."""
+        now = self._clock()
+        out = []
+        for node_id in node_ids:
+            last = self._last_contact.setdefault(node_id, now)
+            if now - last >= self.timeout_s:
+                out.append(node_id)
+        return out
