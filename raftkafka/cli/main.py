@@ -7,6 +7,7 @@ import click
 from raftkafka.cli.bench import bench
 from raftkafka.cli.cluster import cluster
 from raftkafka.cli.consume import consume
+from raftkafka.cli.controller import controller
 from raftkafka.cli.dev import dev
 from raftkafka.cli.produce import produce
 from raftkafka.cli.topics import topics
@@ -18,7 +19,7 @@ def cli() -> None:
     """raftkafka: a Kafka-style distributed commit log with a Raft quorum of controllers."""
 
 
-for command in (dev, cluster, topics, produce, consume, bench):
+for command in (dev, controller, cluster, topics, produce, consume, bench):
     cli.add_command(command)
 
 

@@ -84,3 +84,26 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def resolve_cluster_secret(
+    metadata_dir: Path, *, secret_file: Path | None, secret_text: str | None, single_voter: bool
+) -> str:
+    """The secret a voter runs with: ``secret_file``, else ``secret_text``, else the stored one.
+
+    With none of them, a single-voter quorum generates and stores one; a voter of a larger quorum
+    fails with ``ClusterSecretError``, because every voter must hold the same secret.
+    """
+    if secret_file is not None:
+        return read_secret_file(secret_file)
+    if secret_text:
+        return check_secret(secret_text.strip(), "the given cluster secret")
+    try:
+        return read_cluster_secret(metadata_dir)
+    except FileNotFoundError:
+        if single_voter:
+            return ensure_cluster_secret(metadata_dir)
+    raise ClusterSecretError(
+        f"no cluster secret: every voter needs the same one. Pass --cluster-secret-file PATH (a mode 0600 file), "
+        f"set RAFTKAFKA_CLUSTER_SECRET, or copy one voter's secret to {secret_path(metadata_dir)}"
+    )
