@@ -23,23 +23,47 @@ CREATE_TOPICS      ``{"topics": [{"name", "partitions", "replication_factor", "c
 DELETE_TOPICS      ``{"topics": [name, ...], "timeout_ms"}`` → ``{"topics": [[name, error, message], ...]}``
 =================  ==========================================================================================
 
-Controller APIs (served by every controller; followers answer ``NOT_CONTROLLER`` with the message
-``"leader=<node_id>@<host>:<port>"`` when they know the active controller's listener). Every controller
-response body carries ``"controller_epoch"`` (the Raft term it answered in); brokers and clients drop
-responses older than the newest epoch they have seen. Brokers forward CREATE_TOPICS and DELETE_TOPICS to
-the active controller unchanged.
+Controller APIs (served by every controller; those that change metadata are answered only by the
+active controller, and the other voters answer ``NOT_CONTROLLER`` with a message containing
+``"leader=<node_id>@<host>:<port>"`` when they know the active controller's listener). Every
+controller response body carries ``"controller_epoch"`` (the Raft term it answered in); brokers and
+clients drop responses older than the newest epoch they have seen. Brokers forward CREATE_TOPICS and
+DELETE_TOPICS to the active controller unchanged (controllers answer them with the broker's shapes
+plus ``controller_epoch``). Metadata *offsets* number the records of the metadata log from 0.
 
 =================  ==========================================================================================
-BROKER_REGISTER    ``{"node_id", "host", "port", "incarnation_id"}`` → ``{"broker_epoch", "controller_epoch"}``
+BROKER_REGISTER    ``{"node_id", "host", "port", "incarnation_id"}`` → ``{"broker_epoch", "controller_epoch",
+                   "heartbeat_interval_ms", "session_timeout_ms"}``; ``broker_epoch`` is the offset of the
+                   registration record. ``DUPLICATE_BROKER_REGISTRATION`` while another incarnation of the
+                   node id is unfenced with a live session. A new or fenced broker is registered unfenced
+                   and becomes leader of the leaderless partitions whose ISR holds it.
 BROKER_HEARTBEAT   ``{"node_id", "broker_epoch", "metadata_offset", "want_shutdown": bool}`` →
-                   ``{"fenced": bool, "should_shutdown": bool, "controller_epoch"}``
+                   ``{"fenced": bool, "should_shutdown": bool, "controller_epoch", "heartbeat_interval_ms"}``;
+                   ``metadata_offset`` is the offset of the last metadata record the broker applied (its
+                   image's offset, -1 for none). A fenced broker is unfenced by a heartbeat of the same
+                   registration once ``metadata_offset >= broker_epoch``. ``want_shutdown``: leadership moves
+                   off the broker, it leaves ISRs with other members, it is fenced, and the answer says
+                   ``should_shutdown: true``. ``BROKER_ID_NOT_REGISTERED`` (unknown node id) and
+                   ``STALE_BROKER_EPOCH`` (not the current registration): register again.
 METADATA_LOG       ``{"offset": next offset wanted, "max_wait_ms", "max_records"}`` →
                    ``{"controller_epoch", "high_offset", "first_offset", "records": bytes | None,
-                   "snapshot": bytes | None}``: ``records`` (``metadata.records.encode_records``) start at
-                   ``first_offset == offset``; when ``offset`` is older than what is kept, ``snapshot``
-                   (``MetadataImage.to_bytes()``) replaces the broker's image and records follow later
-QUORUM_STATUS      ``{}`` → ``{"controller_epoch", "leader_id", "voters": [{"node_id", "raft", "listener",
-                   "committed_offset", "lag"}]}``
+                   "snapshot": bytes | None}``: ``high_offset`` is the offset of the last record the answering
+                   voter has committed (-1: none). ``records`` (``metadata.records.encode_records``, None when
+                   there are none) start at ``first_offset == offset``. When ``offset`` is older than the
+                   records kept in memory, ``snapshot`` (``MetadataImage.to_bytes()``, the whole current image)
+                   replaces the broker's image, ``records`` is None and ``first_offset`` is the offset after the
+                   snapshot (ask from there next). ``offset`` past ``high_offset`` waits up to ``max_wait_ms``
+                   (capped by the controller) for a commit. Every voter answers from its own committed log, so
+                   brokers use the active controller and tests can compare voters.
+QUORUM_STATUS      ``{}`` → ``{"controller_epoch", "leader_id": int | None, "node_id" (the voter that
+                   answered), "is_leader", "commit_index", "metadata_offset", "voters": [{"node_id", "raft",
+                   "listener": "host:port" | None, "committed_offset", "lag", "connected"}]}``. Every voter
+                   answers with its own view; only the leader knows the others' progress. ``committed_offset``
+                   is a *Raft log index* (pysyncobj's: it counts entries, each a batch of records, plus
+                   election no-ops, so it is not a metadata offset): the voter's commit index for itself,
+                   the index the leader knows is stored on each follower, None where unknown. ``lag`` is the
+                   leader's commit index minus that, in Raft entries (None where unknown).
+                   ``metadata_offset`` is the answering voter's last applied metadata offset.
 =================  ==========================================================================================
 
 A request that fails as a whole is answered with its error code and the body ``{"message": str}``.
