@@ -20,6 +20,7 @@ from raftkafka.structs import BrokerInfo
 
 from .api_handlers import BrokerApi, ControllerChannel
 from .config import BrokerConfig
+from .lifecycle import DEFAULT_HEARTBEAT_INTERVAL_MS, BrokerLifecycle, LifecycleChannel
 from .replica_manager import ReplicaManager
 
 log = logging.getLogger(__name__)
@@ -40,25 +41,36 @@ class MetadataSource(Protocol):
         ...
 
 
-class BrokerController(ControllerChannel, Protocol):
-    """The controller operations a broker uses besides topic administration."""
-
-    async def register_broker(self, node_id: int, host: str, port: int, incarnation_id: str) -> None:
-        """Register this broker (refused if another live incarnation holds the node id)."""
-        ...
+class BrokerController(ControllerChannel, LifecycleChannel, Protocol):
+    """Everything a broker asks of the active controller: administration, registration and heartbeats."""
 
 
 class Broker:
     """One broker: serves produce/fetch for the partitions it leads and answers metadata and admin requests."""
 
     def __init__(
-        self, config: BrokerConfig, controller: BrokerController, metadata: MetadataSource, *, cluster_id: str
+        self,
+        config: BrokerConfig,
+        controller: BrokerController,
+        metadata: MetadataSource,
+        *,
+        cluster_id: str,
+        heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
+        shutdown_timeout_s: float = 10.0,
     ) -> None:
         self.config = config.validate()
         self.cluster_id = cluster_id
         self.controller = controller
         self.metadata = metadata
         self.incarnation_id = uuid.uuid4().hex
+        self.lifecycle = BrokerLifecycle(
+            controller,
+            node_id=config.node_id,
+            incarnation_id=self.incarnation_id,
+            metadata_offset=lambda: self.metadata.image.offset,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            shutdown_timeout_s=shutdown_timeout_s,
+        )
         self.log_manager = LogManager(config.logs_dir, config.log_defaults)
         self.replicas = ReplicaManager(config.node_id, self.log_manager, config.log_defaults)
         self.server: RequestServer | None = None
@@ -67,7 +79,8 @@ class Broker:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> tuple[str, int]:
-        """Recover local partitions, register with the controller and start listening; returns the address."""
+        """Recover local partitions, start listening, register with the controller and start heartbeating;
+        returns the address. The metadata source should have caught up before (the broker serves its image)."""
         config = self.config
         image = self.metadata.image
         self.replicas.apply_image(image)
@@ -90,7 +103,8 @@ class Broker:
         )
         self.address = await self.server.start(config.listen_host, config.listen_port)
         host, port = config.advertised
-        await self.controller.register_broker(config.node_id, host, port or self.address[1], self.incarnation_id)
+        await self.lifecycle.register(host, port or self.address[1])
+        self.lifecycle.start_heartbeats()
         self._tasks = [
             asyncio.create_task(self._every(config.log_retention_check_interval_ms, self._apply_retention)),
             asyncio.create_task(self._every(config.log_flush_scheduler_interval_ms, self._flush_due)),
@@ -147,8 +161,13 @@ class Broker:
     def _flush_due(self, now_ms: int) -> None:
         self.log_manager.flush_due(now_ms)
 
+    async def controlled_shutdown(self) -> bool:
+        """Ask the controller to move leadership off this broker (bounded); True if it agreed. Call ``stop()`` after."""
+        return await self.lifecycle.controlled_shutdown()
+
     async def stop(self) -> None:
-        """Stop serving, flush and close every log."""
+        """Stop heartbeating and serving, flush and close every log."""
+        await self.lifecycle.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from raftkafka.controller.brokers import HeartbeatReply
 from raftkafka.errors import (
     BrokerNotAvailableError,
     InvalidRequestError,
@@ -51,23 +52,6 @@ def parse_leader_hint(message: str) -> tuple[int, Address] | None:
 
 class StaleControllerEpochError(NotControllerError):
     """A response from a controller whose epoch is older than one already seen (a deposed leader)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    """The controller's answer to a broker registration."""
-
-    broker_epoch: int
-    heartbeat_interval_ms: int | None
-    """The interval the controller asks for, if it says."""
-
-
-@dataclass(frozen=True, slots=True)
-class HeartbeatResult:
-    """The controller's answer to a broker heartbeat."""
-
-    fenced: bool
-    should_shutdown: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,25 +95,26 @@ class RemoteController:
         body = {"topics": names, "timeout_ms": self._timeout_ms()}
         return _topic_results(await self.request(ApiKey.DELETE_TOPICS, body))
 
-    async def register_broker(self, node_id: int, host: str, port: int, incarnation_id: str) -> Registration:
-        """Register this broker process (``DuplicateBrokerRegistrationError`` if another live one holds the id)."""
-        body = {"node_id": node_id, "host": host, "port": port, "incarnation_id": incarnation_id}
-        answer = await self.request(ApiKey.BROKER_REGISTER, body)
-        interval = answer.get("heartbeat_interval_ms")
-        return Registration(field(answer, "broker_epoch", int), interval if type(interval) is int else None)
+    async def register_broker(self, node_id: int, host: str, port: int, incarnation_id: str) -> int:
+        """Register this broker process and return its broker epoch.
 
-    async def broker_heartbeat(
-        self, node_id: int, broker_epoch: int, metadata_offset: int, want_shutdown: bool, timeout: float
-    ) -> HeartbeatResult:
-        """One heartbeat, answered within ``timeout`` seconds or failed."""
+        Raises ``DuplicateBrokerRegistrationError`` if another live incarnation holds the node id.
+        """
+        body = {"node_id": node_id, "host": host, "port": port, "incarnation_id": incarnation_id}
+        return field(await self.request(ApiKey.BROKER_REGISTER, body), "broker_epoch", int)
+
+    async def heartbeat(
+        self, node_id: int, broker_epoch: int, metadata_offset: int, want_shutdown: bool
+    ) -> HeartbeatReply:
+        """Keep the broker's session alive (``StaleBrokerEpochError``, ``BrokerIdNotRegisteredError``: register)."""
         body = {
             "node_id": node_id,
             "broker_epoch": broker_epoch,
             "metadata_offset": metadata_offset,
             "want_shutdown": want_shutdown,
         }
-        answer = await self.request(ApiKey.BROKER_HEARTBEAT, body, timeout=timeout)
-        return HeartbeatResult(field(answer, "fenced", bool), field(answer, "should_shutdown", bool))
+        answer = await self.request(ApiKey.BROKER_HEARTBEAT, body)
+        return HeartbeatReply(field(answer, "fenced", bool), field(answer, "should_shutdown", bool))
 
     async def fetch_metadata_log(self, offset: int, max_wait_ms: int, max_records: int) -> dict[str, Any]:
         """The METADATA_LOG response body for records from ``offset`` on (a long poll of ``max_wait_ms``)."""

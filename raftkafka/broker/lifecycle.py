@@ -2,10 +2,10 @@
 
 At start the broker registers (node id, listener, an incarnation id new for every process start),
 retrying until the quorum answers; ``DuplicateBrokerRegistrationError`` (another live process holds
-the node id) is fatal. Then it heartbeats every ``heartbeat_interval_ms`` (the controller's value if
-its registration answer names one) with its metadata offset, so the controller can unfence it once
-it has caught up; a heartbeat refused because the controller does not know the broker's session
-(a new active controller, or the broker was replaced) leads to a new registration.
+the node id) is fatal. Then it heartbeats every ``heartbeat_interval_ms`` with its metadata offset,
+so the controller can unfence it once it has caught up; a heartbeat refused because the controller
+does not know this registration (``StaleBrokerEpochError``, ``BrokerIdNotRegisteredError``) leads to
+a new registration.
 
 Controlled shutdown: heartbeats with ``want_shutdown`` until the controller answers
 ``should_shutdown`` (it has moved leadership off the broker), bounded by ``shutdown_timeout_s``.
@@ -21,9 +21,13 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from raftkafka.errors import DuplicateBrokerRegistrationError, RaftKafkaError
-
-from .controller_client import HeartbeatResult, Registration
+from raftkafka.controller.brokers import HeartbeatReply
+from raftkafka.errors import (
+    BrokerIdNotRegisteredError,
+    DuplicateBrokerRegistrationError,
+    RaftKafkaError,
+    StaleBrokerEpochError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +37,14 @@ DEFAULT_HEARTBEAT_INTERVAL_MS = 2_000
 class LifecycleChannel(Protocol):
     """The controller operations of a broker's lifecycle (``RemoteController``, or the in-process controller)."""
 
-    async def register_broker(self, node_id: int, host: str, port: int, incarnation_id: str) -> Registration:
-        """Register this broker process."""
+    async def register_broker(self, node_id: int, host: str, port: int, incarnation_id: str) -> int:
+        """Register this broker process and return its broker epoch."""
         ...
 
-    async def broker_heartbeat(
-        self, node_id: int, broker_epoch: int, metadata_offset: int, want_shutdown: bool, timeout: float
-    ) -> HeartbeatResult:
-        """One heartbeat, answered within ``timeout`` seconds or failed."""
+    async def heartbeat(
+        self, node_id: int, broker_epoch: int, metadata_offset: int, want_shutdown: bool
+    ) -> HeartbeatReply:
+        """Keep the broker's session alive; the reply says whether it is fenced or may shut down."""
         ...
 
 
@@ -85,7 +89,7 @@ class BrokerLifecycle:
         backoff = 0.05
         while True:
             try:
-                registration = await self._channel.register_broker(self.node_id, host, port, self.incarnation_id)
+                self.broker_epoch = await self._channel.register_broker(self.node_id, host, port, self.incarnation_id)
                 break
             except DuplicateBrokerRegistrationError:
                 raise
@@ -95,10 +99,7 @@ class BrokerLifecycle:
                 log.warning("broker %d registration failed (%s); retrying", self.node_id, exc)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self._retry_backoff_max_s)
-        self.broker_epoch = registration.broker_epoch
         self.fenced = True
-        if registration.heartbeat_interval_ms:
-            self.heartbeat_interval_ms = registration.heartbeat_interval_ms
         log.info("broker %d registered at %s:%d with epoch %d", self.node_id, host, port, self.broker_epoch)
 
     def start_heartbeats(self) -> None:
@@ -117,20 +118,27 @@ class BrokerLifecycle:
                 log.exception("broker %d heartbeat failed", self.node_id)
             await asyncio.sleep(max(0.0, self._interval_s - (time.monotonic() - started)))
 
-    async def _heartbeat(self, *, want_shutdown: bool) -> HeartbeatResult | None:
-        """One heartbeat; None if it failed (logged). Re-registers when the controller lost the session."""
+    async def _heartbeat(self, *, want_shutdown: bool) -> HeartbeatReply | None:
+        """One heartbeat, bounded by the interval; None if it failed (logged). Registers again when the
+        controller does not know this registration."""
         if self.broker_epoch is None or self._listener is None:
             raise RuntimeError("heartbeat before registration")
         try:
-            result = await self._channel.broker_heartbeat(
-                self.node_id, self.broker_epoch, self._metadata_offset(), want_shutdown, timeout=self._interval_s
-            )
-        except RaftKafkaError as exc:
-            if exc.retriable:
-                log.warning("broker %d heartbeat failed: %s", self.node_id, exc)
-                return None
+            async with asyncio.timeout(self._interval_s):
+                result = await self._channel.heartbeat(
+                    self.node_id, self.broker_epoch, self._metadata_offset(), want_shutdown
+                )
+        except (StaleBrokerEpochError, BrokerIdNotRegisteredError) as exc:
             log.warning("broker %d heartbeat refused (%s); registering again", self.node_id, exc)
             await self.register(*self._listener)
+            return None
+        except TimeoutError:
+            log.warning("broker %d heartbeat unanswered within %gs", self.node_id, self._interval_s)
+            return None
+        except RaftKafkaError as exc:
+            if not exc.retriable:
+                raise
+            log.warning("broker %d heartbeat failed: %s", self.node_id, exc)
             return None
         if result.fenced != self.fenced:
             log.info("broker %d is now %s", self.node_id, "fenced" if result.fenced else "unfenced")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from raftkafka.cli.bench import bench
+from raftkafka.cli.broker import broker
 from raftkafka.cli.cluster import cluster
 from raftkafka.cli.consume import consume
 from raftkafka.cli.controller import controller
@@ -19,7 +20,7 @@ def cli() -> None:
     """raftkafka: a Kafka-style distributed commit log with a Raft quorum of controllers."""
 
 
-for command in (dev, controller, cluster, topics, produce, consume, bench):
+for command in (dev, controller, cluster, broker, topics, produce, consume, bench):
     cli.add_command(command)
 
 
