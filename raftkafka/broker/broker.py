@@ -20,10 +20,13 @@ from raftkafka.structs import BrokerInfo
 
 from .api_handlers import BrokerApi, ControllerChannel
 from .config import BrokerConfig
-from .lifecycle import DEFAULT_HEARTBEAT_INTERVAL_MS, BrokerLifecycle, LifecycleChannel
+from .lifecycle import DEFAULT_DUPLICATE_TIMEOUT_S, DEFAULT_HEARTBEAT_INTERVAL_MS, BrokerLifecycle, LifecycleChannel
 from .replica_manager import ReplicaManager
 
 log = logging.getLogger(__name__)
+
+REGISTRATION_VISIBLE_TIMEOUT_S = 10.0
+"""How long ``start`` waits for the broker's own registration to reach its image before listening anyway."""
 
 CommitListener = Callable[[MetadataImage, Sequence[MetadataRecord], int], None]
 
@@ -57,6 +60,7 @@ class Broker:
         cluster_id: str,
         heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
         shutdown_timeout_s: float = 10.0,
+        duplicate_timeout_s: float = DEFAULT_DUPLICATE_TIMEOUT_S,
     ) -> None:
         self.config = config.validate()
         self.cluster_id = cluster_id
@@ -70,6 +74,7 @@ class Broker:
             metadata_offset=lambda: self.metadata.image.offset,
             heartbeat_interval_ms=heartbeat_interval_ms,
             shutdown_timeout_s=shutdown_timeout_s,
+            duplicate_timeout_s=duplicate_timeout_s,
         )
         self.log_manager = LogManager(config.logs_dir, config.log_defaults)
         self.replicas = ReplicaManager(config.node_id, self.log_manager, config.log_defaults)
@@ -79,8 +84,12 @@ class Broker:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> tuple[str, int]:
-        """Recover local partitions, start listening, register with the controller and start heartbeating;
-        returns the address. The metadata source should have caught up before (the broker serves its image)."""
+        """Recover local partitions, register with the controller, start listening and heartbeating; returns
+        the address. The metadata source should have caught up before (the broker serves its image).
+
+        Registration comes first, so that once the broker answers, the controller counts it as live; only
+        a broker on port 0 without an advertised port listens first (its port is known once bound).
+        """
         config = self.config
         image = self.metadata.image
         self.replicas.apply_image(image)
@@ -101,9 +110,16 @@ class Broker:
             max_frame_bytes=config.socket_request_max_bytes,
             max_in_flight=config.max_in_flight_requests_per_connection,
         )
-        self.address = await self.server.start(config.listen_host, config.listen_port)
         host, port = config.advertised
-        await self.lifecycle.register(host, port or self.address[1])
+        if not port:
+            self.address = await self.server.start(config.listen_host, config.listen_port)
+            port = self.address[1]
+        await self.lifecycle.register(host, port)
+        epoch = self.lifecycle.broker_epoch
+        if not await self.wait_for_image(lambda image: image.offset >= epoch, REGISTRATION_VISIBLE_TIMEOUT_S):
+            log.warning("broker %d: own registration not in the metadata image yet", config.node_id)
+        if self.address is None:
+            self.address = await self.server.start(config.listen_host, config.listen_port)
         self.lifecycle.start_heartbeats()
         self._tasks = [
             asyncio.create_task(self._every(config.log_retention_check_interval_ms, self._apply_retention)),

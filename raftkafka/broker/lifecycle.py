@@ -1,8 +1,10 @@
 """The broker's life with the controller: registration, heartbeats and controlled shutdown.
 
 At start the broker registers (node id, listener, an incarnation id new for every process start),
-retrying until the quorum answers; ``DuplicateBrokerRegistrationError`` (another live process holds
-the node id) is fatal. Then it heartbeats every ``heartbeat_interval_ms`` with its metadata offset,
+retrying until the quorum answers. ``DuplicateBrokerRegistrationError`` (another live process holds
+the node id) is retried only until the previous incarnation's session must have expired (a broker
+restarted after ``kill -9``, or after a restart of the whole cluster, meets its own predecessor),
+then it is fatal. Then it heartbeats every ``heartbeat_interval_ms`` with its metadata offset,
 so the controller can unfence it once it has caught up; a heartbeat refused because the controller
 does not know this registration (``StaleBrokerEpochError``, ``BrokerIdNotRegisteredError``) leads to
 a new registration.
@@ -32,6 +34,8 @@ from raftkafka.errors import (
 log = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_INTERVAL_MS = 2_000
+DEFAULT_DUPLICATE_TIMEOUT_S = 30.0
+"""How long a registration refused as a duplicate is retried: longer than the controllers' session timeout."""
 
 
 class LifecycleChannel(Protocol):
@@ -60,6 +64,7 @@ class BrokerLifecycle:
         metadata_offset: Callable[[], int],
         heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
         shutdown_timeout_s: float = 10.0,
+        duplicate_timeout_s: float = DEFAULT_DUPLICATE_TIMEOUT_S,
         retry_backoff_max_s: float = 1.0,
     ) -> None:
         self._channel = channel
@@ -68,12 +73,13 @@ class BrokerLifecycle:
         self._metadata_offset = metadata_offset
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self._shutdown_timeout_s = shutdown_timeout_s
+        self._duplicate_timeout_s = duplicate_timeout_s
         self._retry_backoff_max_s = retry_backoff_max_s
         self._listener: tuple[str, int] | None = None
         self.broker_epoch: int | None = None
         """The epoch of the current registration; None before it."""
         self.fenced = True
-        """As of the last heartbeat answer (a new registration starts fenced)."""
+        """As of the last registration or heartbeat answer."""
         self._heartbeats: asyncio.Task[None] | None = None
 
     @property
@@ -83,23 +89,29 @@ class BrokerLifecycle:
     async def register(self, host: str, port: int) -> None:
         """Register ``host:port`` as this broker's listener, retrying until the controller answers.
 
-        ``DuplicateBrokerRegistrationError`` and other non-retriable errors propagate.
+        A refusal as a duplicate is retried for ``duplicate_timeout_s`` (the predecessor of a restarted
+        broker holds a session until it expires), then raised; other non-retriable errors propagate at once.
         """
         self._listener = (host, port)
         backoff = 0.05
+        first_refusal: float | None = None
         while True:
             try:
                 self.broker_epoch = await self._channel.register_broker(self.node_id, host, port, self.incarnation_id)
                 break
-            except DuplicateBrokerRegistrationError:
-                raise
+            except DuplicateBrokerRegistrationError as exc:
+                now = time.monotonic()
+                first_refusal = now if first_refusal is None else first_refusal
+                if now - first_refusal >= self._duplicate_timeout_s:
+                    raise
+                log.warning("broker %d registration refused (%s); retrying until its session ends", self.node_id, exc)
             except RaftKafkaError as exc:
                 if not exc.retriable:
                     raise
                 log.warning("broker %d registration failed (%s); retrying", self.node_id, exc)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self._retry_backoff_max_s)
-        self.fenced = True
+        self.fenced = False  # the controller registers a broker unfenced
         log.info("broker %d registered at %s:%d with epoch %d", self.node_id, host, port, self.broker_epoch)
 
     def start_heartbeats(self) -> None:

@@ -18,7 +18,7 @@ import click
 from raftkafka.broker.broker import Broker
 from raftkafka.broker.config import BrokerConfig, parse_host_port
 from raftkafka.broker.controller_client import Address, RemoteController
-from raftkafka.broker.lifecycle import DEFAULT_HEARTBEAT_INTERVAL_MS
+from raftkafka.broker.lifecycle import DEFAULT_DUPLICATE_TIMEOUT_S, DEFAULT_HEARTBEAT_INTERVAL_MS
 from raftkafka.broker.metadata_fetcher import MetadataFetcher
 from raftkafka.cli.dev import load_or_create_cluster_id
 from raftkafka.cli.options import config_option, data_dir_option, log_level_option, run_command, setup_logging
@@ -54,7 +54,12 @@ async def _start(broker: Broker, fetcher: MetadataFetcher) -> None:
 
 
 async def serve_broker(
-    config: BrokerConfig, controllers: list[Address], heartbeat_interval_ms: int, shutdown_timeout_s: float
+    config: BrokerConfig,
+    controllers: list[Address],
+    *,
+    heartbeat_interval_ms: int,
+    shutdown_timeout_s: float,
+    duplicate_timeout_s: float,
 ) -> None:
     """Run one broker until SIGINT (stop now) or SIGTERM (controlled shutdown, then stop)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +73,7 @@ async def serve_broker(
         cluster_id=load_or_create_cluster_id(config.data_dir),
         heartbeat_interval_ms=heartbeat_interval_ms,
         shutdown_timeout_s=shutdown_timeout_s,
+        duplicate_timeout_s=duplicate_timeout_s,
     )
     stop = asyncio.Event()
     received: list[signal.Signals] = []
@@ -119,6 +125,14 @@ async def serve_broker(
     show_default=True,
     help="How long SIGTERM waits for the controller to move leadership off the broker.",
 )
+@click.option(
+    "--duplicate-registration-timeout-ms",
+    type=click.IntRange(0),
+    default=int(DEFAULT_DUPLICATE_TIMEOUT_S * 1000),
+    show_default=True,
+    help="How long to retry a registration refused because another live process holds the node id "
+    "(a restarted broker's predecessor, until its session expires) before exiting.",
+)
 @log_level_option
 def broker(
     node_id: int,
@@ -128,6 +142,7 @@ def broker(
     data_dir: Path,
     heartbeat_interval_ms: int,
     controlled_shutdown_timeout_ms: int,
+    duplicate_registration_timeout_ms: int,
     log_level: str,
 ) -> None:
     """Run one broker of a cluster whose controllers run as separate processes."""
@@ -146,8 +161,15 @@ def broker(
             advertised_host=advertised_host,
             advertised_port=advertised_port,
         )
-        run(serve_broker(config, parse_controllers(controllers), heartbeat_interval_ms,
-                         controlled_shutdown_timeout_ms / 1000))
+        run(
+            serve_broker(
+                config,
+                parse_controllers(controllers),
+                heartbeat_interval_ms=heartbeat_interval_ms,
+                shutdown_timeout_s=controlled_shutdown_timeout_ms / 1000,
+                duplicate_timeout_s=duplicate_registration_timeout_ms / 1000,
+            )
+        )
 
     run_command(start)
     sys.exit(0)
