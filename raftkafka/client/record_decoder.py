@@ -2,11 +2,16 @@
 
 Records are unpacked with one msgpack call per batch (as tuples, about twice as fast as lists) and turned
 into ``Record``s by one list comprehension; records below the fetch position (a batch fetched from its
-start) are skipped without being built.
+start) are skipped without being built. The cyclic garbage collector is paused while a fetched chunk is
+decoded (msgpack's own performance advice): the thousands of young, acyclic objects built at once would
+otherwise trigger collections that cost about a third of the decoding time.
 """
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import msgpack
@@ -46,6 +51,18 @@ def _unpack_records(buf: bytes, header: BatchHeader) -> tuple[Any, ...]:
     return records
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def decode_fetched(
     topic: str, partition: int, buf: bytes, position: int, *, check_crcs: bool = True
 ) -> tuple[list[Record], int]:
@@ -54,6 +71,11 @@ def decode_fetched(
     Raises ``CorruptBatchError`` for a batch failing its CRC (when ``check_crcs``) or its decoding, and
     ``MessageTooLargeError`` when ``buf`` holds data but not one complete batch.
     """
+    with _collector_paused():
+        return _decode(topic, partition, buf, position, check_crcs)
+
+
+def _decode(topic: str, partition: int, buf: bytes, position: int, check_crcs: bool) -> tuple[list[Record], int]:
     out: list[Record] = []
     next_offset = position
     complete = False

@@ -24,6 +24,9 @@ from raftkafka.structs import BrokerInfo, Headers, Record, TopicDescription, Top
 
 T = TypeVar("T")
 
+ITERATION_BATCH = 10_000
+"""Records fetched per hop to the loop thread while iterating a ``Consumer``."""
+
 
 class LoopThread:
     """An event loop running in a daemon thread, owned by one sync client."""
@@ -148,8 +151,9 @@ class Consumer:
     def __iter__(self) -> Iterator[Record]:
         timeout = self._consumer.consumer_timeout
         wait_ms = 1_000_000_000 if timeout is None else timeout * 1000
+        batch = max(self._consumer.max_poll_records, ITERATION_BATCH)
         while True:
-            records = self.poll(wait_ms)
+            records = self.poll(wait_ms, batch)
             if not records:
                 return
             yield from records
