@@ -349,7 +349,10 @@ class MetadataLog:
         return self._window.read(offset, max_records)
 
     async def wait_for_offset(self, offset: int, timeout_s: float) -> bool:
-        """Wait until the record at ``offset`` is committed here; False after ``timeout_s`` (or too many waiters)."""
+        """Wait until the record at ``offset`` is committed here (or the log closes).
+
+        False after ``timeout_s``, or at once when ``max_offset_waiters`` long polls are already waiting.
+        """
         if self._image.offset >= offset:
             return True
         if self._closed or len(self._offset_waiters) >= self._config.max_offset_waiters:
