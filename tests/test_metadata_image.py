@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from raftkafka.metadata.image import (
     EMPTY_IMAGE,
     BrokerRegistration,
+    ControllerRegistration,
     MetadataDelta,
     MetadataImage,
     PartitionState,
@@ -24,6 +25,7 @@ from raftkafka.metadata.records import (
     MetadataRecord,
     PartitionChange,
     RegisterBroker,
+    RegisterController,
     UnfenceBroker,
 )
 
@@ -201,3 +203,23 @@ def test_any_record_sequence_applies_and_round_trips(records: list[MetadataRecor
     assert replay_all(first, records[split:], min(split, len(records))) == whole
     assert whole.offset == len(records) - 1
     assert MetadataImage.from_bytes(whole.to_bytes()) == whole
+
+
+def test_controller_listeners_replay_and_encode() -> None:
+    registrations = [RegisterController(1001, "127.0.0.1", 7001), RegisterController(1002, "h", 7002)]
+    image = replay_all(cluster(), registrations, 4)
+    image = replay_all(image, [RegisterController(1001, "127.0.0.1", 7005)], 6)  # moved: the newest wins
+    assert image.controllers == {
+        1001: ControllerRegistration(1001, "127.0.0.1", 7005),
+        1002: ControllerRegistration(1002, "h", 7002),
+    }
+    assert MetadataImage.from_bytes(image.to_bytes()) == image
+
+
+def test_version_1_images_without_controllers_still_load() -> None:
+    image = cluster()
+    version, offset, brokers, topics, controllers = msgpack.unpackb(image.to_bytes())
+    assert version == 2
+    assert controllers == []
+    old = msgpack.packb([1, offset, brokers, topics], use_bin_type=True)
+    assert MetadataImage.from_bytes(old) == image
