@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,15 +46,23 @@ async def quorum(
         await controller.stop()
 
 
-def lifecycle(controller: QuorumController, incarnation: str, **settings: float) -> BrokerLifecycle:
+def lifecycle(controller: QuorumController, incarnation: str, **settings: Any) -> BrokerLifecycle:
     return BrokerLifecycle(
         controller,
         node_id=1,
         incarnation_id=incarnation,
         metadata_offset=lambda: controller.image.offset,
-        heartbeat_interval_ms=50,
-        **settings,  # type: ignore[arg-type]
+        **{"heartbeat_interval_ms": 50, **settings},
     )
+
+
+def live_half_a_session_later(sessions: BrokerSessions, clock: ManualClock) -> bool:
+    """True only if broker 1 heartbeated at the clock's current time."""
+    clock.now += SESSION_S / 2
+    try:
+        return sessions.is_live(1)
+    finally:
+        clock.now -= SESSION_S / 2
 
 
 async def poll(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -68,20 +77,13 @@ def test_heartbeats_keep_the_session_and_a_replaced_registration_is_renewed(tmp_
         clock = ManualClock()
         sessions = BrokerSessions(SESSION_S, clock)
 
-        def live_half_a_session_later() -> bool:  # only if a heartbeat came at the current time
-            clock.now += SESSION_S / 2
-            try:
-                return sessions.is_live(1)
-            finally:
-                clock.now -= SESSION_S / 2
-
         async with quorum(tmp_path, clock, sessions) as controller:
             broker = lifecycle(controller, "a")
             await broker.register("127.0.0.1", 9001)
             assert broker.broker_epoch is not None and not controller.image.brokers[1].fenced
             broker.start_heartbeats()
             clock.now += SESSION_S / 2
-            await poll(live_half_a_session_later)
+            await poll(lambda: live_half_a_session_later(sessions, clock))
             clock.now += SESSION_S / 2
             assert await controller.fence_expired_brokers() == []
 
@@ -142,5 +144,20 @@ def test_controlled_shutdown_is_bounded_when_no_controller_answers(tmp_path: Pat
         started = time.monotonic()  # the controller is stopped: every heartbeat fails with NOT_CONTROLLER
         assert not await broker.controlled_shutdown()
         assert time.monotonic() - started < 2
+
+    asyncio.run(main())
+
+
+def test_a_shorter_interval_requested_by_the_controller_wins(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = ManualClock()
+        sessions = BrokerSessions(SESSION_S, clock)
+        async with quorum(tmp_path, clock, sessions) as controller:
+            broker = lifecycle(controller, "a", heartbeat_interval_ms=600_000, requested_interval_ms=lambda: 20)
+            await broker.register("127.0.0.1", 9001)
+            broker.start_heartbeats()
+            clock.now += SESSION_S / 2
+            await poll(lambda: live_half_a_session_later(sessions, clock))  # not 10 minutes later
+            await broker.stop()
 
     asyncio.run(main())

@@ -59,6 +59,7 @@ class Broker:
         *,
         cluster_id: str,
         heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
+        requested_heartbeat_interval_ms: Callable[[], int | None] = lambda: None,
         shutdown_timeout_s: float = 10.0,
         duplicate_timeout_s: float = DEFAULT_DUPLICATE_TIMEOUT_S,
     ) -> None:
@@ -73,6 +74,7 @@ class Broker:
             incarnation_id=self.incarnation_id,
             metadata_offset=lambda: self.metadata.image.offset,
             heartbeat_interval_ms=heartbeat_interval_ms,
+            requested_interval_ms=requested_heartbeat_interval_ms,
             shutdown_timeout_s=shutdown_timeout_s,
             duplicate_timeout_s=duplicate_timeout_s,
         )

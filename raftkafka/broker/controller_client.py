@@ -78,6 +78,8 @@ class RemoteController:
         """The newest controller epoch seen in any response."""
         self.active: Address | None = None
         """The controller the channel currently talks to."""
+        self.requested_heartbeat_interval_ms: int | None = None
+        """The heartbeat interval the controller last asked brokers for (registration and heartbeat answers)."""
         self._next_index = 0
         self._connection: Connection | None = None
         self._connecting: asyncio.Lock = asyncio.Lock()
@@ -101,7 +103,9 @@ class RemoteController:
         Raises ``DuplicateBrokerRegistrationError`` if another live incarnation holds the node id.
         """
         body = {"node_id": node_id, "host": host, "port": port, "incarnation_id": incarnation_id}
-        return field(await self.request(ApiKey.BROKER_REGISTER, body), "broker_epoch", int)
+        answer = await self.request(ApiKey.BROKER_REGISTER, body)
+        self._note_heartbeat_interval(answer)
+        return field(answer, "broker_epoch", int)
 
     async def heartbeat(
         self, node_id: int, broker_epoch: int, metadata_offset: int, want_shutdown: bool
@@ -114,6 +118,7 @@ class RemoteController:
             "want_shutdown": want_shutdown,
         }
         answer = await self.request(ApiKey.BROKER_HEARTBEAT, body)
+        self._note_heartbeat_interval(answer)
         return HeartbeatReply(field(answer, "fenced", bool), field(answer, "should_shutdown", bool))
 
     async def fetch_metadata_log(self, offset: int, max_wait_ms: int, max_records: int) -> dict[str, Any]:
@@ -175,6 +180,11 @@ class RemoteController:
         if isinstance(last, NotControllerError | RequestTimedOutError):
             raise last
         raise RequestTimedOutError(f"no active controller answered API {api_key} in time (last error: {last})")
+
+    def _note_heartbeat_interval(self, answer: dict[str, Any]) -> None:
+        interval = answer.get("heartbeat_interval_ms")
+        if type(interval) is int and interval > 0:
+            self.requested_heartbeat_interval_ms = interval
 
     def _timeout_ms(self) -> int:
         return int(self.config.request_timeout_s * 1000)

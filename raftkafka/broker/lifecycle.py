@@ -4,7 +4,8 @@ At start the broker registers (node id, listener, an incarnation id new for ever
 retrying until the quorum answers. ``DuplicateBrokerRegistrationError`` (another live process holds
 the node id) is retried only until the previous incarnation's session must have expired (a broker
 restarted after ``kill -9``, or after a restart of the whole cluster, meets its own predecessor),
-then it is fatal. Then it heartbeats every ``heartbeat_interval_ms`` with its metadata offset,
+then it is fatal. Then it heartbeats every ``heartbeat_interval_ms`` (or at the shorter interval the
+controller asks for, when ``requested_interval_ms`` says one) with its metadata offset,
 so the controller can unfence it once it has caught up; a heartbeat refused because the controller
 does not know this registration (``StaleBrokerEpochError``, ``BrokerIdNotRegisteredError``) leads to
 a new registration.
@@ -34,6 +35,7 @@ from raftkafka.errors import (
 log = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_INTERVAL_MS = 2_000
+MIN_HEARTBEAT_INTERVAL_MS = 10
 DEFAULT_DUPLICATE_TIMEOUT_S = 30.0
 """How long a registration refused as a duplicate is retried: longer than the controllers' session timeout."""
 
@@ -63,6 +65,7 @@ class BrokerLifecycle:
         incarnation_id: str,
         metadata_offset: Callable[[], int],
         heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
+        requested_interval_ms: Callable[[], int | None] = lambda: None,
         shutdown_timeout_s: float = 10.0,
         duplicate_timeout_s: float = DEFAULT_DUPLICATE_TIMEOUT_S,
         retry_backoff_max_s: float = 1.0,
@@ -72,6 +75,7 @@ class BrokerLifecycle:
         self.incarnation_id = incarnation_id
         self._metadata_offset = metadata_offset
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        self._requested_interval_ms = requested_interval_ms
         self._shutdown_timeout_s = shutdown_timeout_s
         self._duplicate_timeout_s = duplicate_timeout_s
         self._retry_backoff_max_s = retry_backoff_max_s
@@ -84,7 +88,9 @@ class BrokerLifecycle:
 
     @property
     def _interval_s(self) -> float:
-        return self.heartbeat_interval_ms / 1000
+        requested = self._requested_interval_ms()
+        interval = self.heartbeat_interval_ms if requested is None else min(requested, self.heartbeat_interval_ms)
+        return max(interval, MIN_HEARTBEAT_INTERVAL_MS) / 1000
 
     async def register(self, host: str, port: int) -> None:
         """Register ``host:port`` as this broker's listener, retrying until the controller answers.

@@ -72,6 +72,7 @@ async def serve_broker(
         fetcher,
         cluster_id=load_or_create_cluster_id(config.data_dir),
         heartbeat_interval_ms=heartbeat_interval_ms,
+        requested_heartbeat_interval_ms=lambda: controller.requested_heartbeat_interval_ms,
         shutdown_timeout_s=shutdown_timeout_s,
         duplicate_timeout_s=duplicate_timeout_s,
     )
@@ -116,7 +117,8 @@ async def serve_broker(
     type=click.IntRange(10),
     default=DEFAULT_HEARTBEAT_INTERVAL_MS,
     show_default=True,
-    help="broker.heartbeat.interval.ms: how often the broker heartbeats to the active controller.",
+    help="broker.heartbeat.interval.ms: how often the broker heartbeats to the active controller "
+    "(more often if the controller asks for a shorter interval).",
 )
 @click.option(
     "--controlled-shutdown-timeout-ms",
