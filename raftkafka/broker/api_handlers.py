@@ -140,27 +140,35 @@ class BrokerApi:
         response, size = self._read(wanted, max_bytes)
         if size >= min_bytes or max_wait_ms <= 0:
             return response
-        return self._fetch_later(wanted, max_bytes, min_bytes, time.monotonic() + max_wait_ms / 1000)
+        # Register for wake-ups now, in the same loop step as the read: an append after this point wakes us.
+        keys = [(topic, partition) for topic, partition, _, _ in wanted]
+        deadline = time.monotonic() + max_wait_ms / 1000
+        return self._fetch_later(wanted, keys, max_bytes, min_bytes, deadline, self._watch(keys))
+
+    def _watch(self, keys: list[tuple[str, int]]) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.replicas.watch(keys, waiter)
+        return waiter
 
     async def _fetch_later(
-        self, wanted: list[tuple[str, int, int, int]], max_bytes: int, min_bytes: int, deadline: float
+        self,
+        wanted: list[tuple[str, int, int, int]],
+        keys: list[tuple[str, int]],
+        max_bytes: int,
+        min_bytes: int,
+        deadline: float,
+        waiter: asyncio.Future[None],
     ) -> Any:
-        loop = asyncio.get_running_loop()
-        keys = [(topic, partition) for topic, partition, _, _ in wanted]
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return self._read(wanted, max_bytes)[0]
-            waiter: asyncio.Future[None] = loop.create_future()
-            self.replicas.watch(keys, waiter)
             try:
-                async with asyncio.timeout(remaining):
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                     await waiter
             except TimeoutError:
                 return self._read(wanted, max_bytes)[0]
             response, size = self._read(wanted, max_bytes)
-            if size >= min_bytes:
+            if size >= min_bytes or time.monotonic() >= deadline:
                 return response
+            waiter = self._watch(keys)
 
     def _read(self, wanted: list[tuple[str, int, int, int]], max_bytes: int) -> tuple[Any, int]:
         read = self.replicas.read

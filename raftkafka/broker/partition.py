@@ -62,6 +62,8 @@ class Partition:
 
     def add_reader(self, waiter: asyncio.Future[None]) -> None:
         """Resolve ``waiter`` when new records become visible."""
+        if len(self._waiters) >= 64:  # long polls that timed out on an idle partition: forget them
+            self._waiters = [w for w in self._waiters if not w.done()]
         self._waiters.append(waiter)
 
     def _wake_readers(self) -> None:
