@@ -5,8 +5,10 @@ channel (leader hints, stale epochs, failover) against a real 3-voter quorum."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 import pytest
 
 from raftkafka.broker.controller_client import ControllerClientConfig, RemoteController, StaleControllerEpochError
-from raftkafka.errors import NotControllerError, NotLeaderError, UnknownTopicError
+from raftkafka.errors import NotControllerError, NotLeaderError, RequestTimedOutError, UnknownTopicError
 from raftkafka.net.api import ApiKey
 from tests.cluster import LocalCluster, Node, wait_for
 from tests.processes import free_port, request
@@ -173,5 +175,29 @@ def test_channel_follows_hints_rejects_stale_epochs_and_fails_over(quorum: Local
         assert everyone.active != address(leader) and everyone.controller_epoch > epoch
         await everyone.close()
         await hinted.close()
+
+    asyncio.run(main())
+
+
+def test_topic_changes_are_not_resent_once_their_outcome_is_unknown(quorum: LocalCluster) -> None:
+    leader = leader_of(quorum)
+    assert leader.proc is not None
+
+    async def main() -> None:
+        config = ControllerClientConfig(request_timeout_s=10.0, attempt_timeout_s=1.0)
+        channel = RemoteController([address(node) for node in quorum.controllers], config)
+        await channel.delete_topics(["nope"])
+        assert channel.active == address(leader)
+        os.kill(leader.proc.pid, signal.SIGSTOP)  # the request reaches the socket, the answer never comes
+        try:
+            started = time.monotonic()
+            with pytest.raises(RequestTimedOutError, match="outcome of API 5 is unknown"):
+                await channel.create_topics([{"name": "once", "partitions": 1, "replication_factor": 1}], False)
+            assert time.monotonic() - started < 3
+            status = await channel.quorum_status()  # safe to repeat: answered by another voter
+            assert status["node_id"] != leader.node_id
+        finally:
+            os.kill(leader.proc.pid, signal.SIGCONT)
+        await channel.close()
 
     asyncio.run(main())

@@ -5,6 +5,8 @@ connection to the controller it believes active; a ``NOT_CONTROLLER`` answer mov
 leader (``"leader=<id>@<host>:<port>"``) or to the next listener, a network error to the next listener
 after a backoff. Each request has a deadline: retriable failures are retried within it, and at the
 deadline the last failure is raised (``NotControllerError`` or ``RequestTimedOutError``), never a hang.
+Topic creation and deletion are not sent twice once their outcome is unknown (a retry would turn a
+success into ``TOPIC_ALREADY_EXISTS`` or ``UNKNOWN_TOPIC``); registration and heartbeats are safe to repeat.
 
 Every controller response carries ``controller_epoch`` (the Raft term): a response older than the
 newest epoch seen comes from a deposed leader and is dropped like a ``NOT_CONTROLLER`` answer.
@@ -90,12 +92,12 @@ class RemoteController:
     async def create_topics(self, requests: list[dict[str, Any]], validate_only: bool) -> list[tuple[str, int, str]]:
         """``(name, error_code, message)`` per requested topic, after the records committed."""
         body = {"topics": requests, "timeout_ms": self._timeout_ms(), "validate_only": validate_only}
-        return _topic_results(await self.request(ApiKey.CREATE_TOPICS, body))
+        return _topic_results(await self.request(ApiKey.CREATE_TOPICS, body, idempotent=False))
 
     async def delete_topics(self, names: list[str]) -> list[tuple[str, int, str]]:
         """``(name, error_code, message)`` per topic, after the records committed."""
         body = {"topics": names, "timeout_ms": self._timeout_ms()}
-        return _topic_results(await self.request(ApiKey.DELETE_TOPICS, body))
+        return _topic_results(await self.request(ApiKey.DELETE_TOPICS, body, idempotent=False))
 
     async def register_broker(self, node_id: int, host: str, port: int, incarnation_id: str) -> int:
         """Register this broker process and return its broker epoch.
@@ -136,12 +138,20 @@ class RemoteController:
     # -- the request loop --
 
     async def request(
-        self, api_key: int, body: Any, *, timeout: float | None = None, attempt_timeout: float | None = None
+        self,
+        api_key: int,
+        body: Any,
+        *,
+        timeout: float | None = None,
+        attempt_timeout: float | None = None,
+        idempotent: bool = True,
     ) -> Any:
         """Send ``body`` to the active controller, retrying retriable failures until ``timeout`` seconds pass.
 
         Raises the last failure at the deadline (``NotControllerError``/``RequestTimedOutError``, or a
-        ``NetworkError`` mapped to ``RequestTimedOutError``) and non-retriable errors at once.
+        ``NetworkError`` mapped to ``RequestTimedOutError``) and non-retriable errors at once. A request
+        that is not ``idempotent`` is not sent again once its outcome is unknown (the connection failed or
+        timed out after sending it, or the controller timed out): ``RequestTimedOutError`` says so instead.
         """
         config = self.config
         deadline = time.monotonic() + (config.request_timeout_s if timeout is None else timeout)
@@ -162,14 +172,17 @@ class RemoteController:
             except NotControllerError as exc:
                 last = exc
                 self._move_on(connection, parse_leader_hint(exc.message))
-            except (NetworkError, BrokerNotAvailableError) as exc:
-                last = exc
+            except (NetworkError, BrokerNotAvailableError, TimeoutError) as exc:
+                last = (
+                    RequestTimedOutError(f"controller {_show(self.active)} did not answer API {api_key} in time")
+                    if isinstance(exc, TimeoutError)
+                    else exc
+                )
                 self._move_on(connection, None)
-            except TimeoutError:
-                last = RequestTimedOutError(f"controller {_show(self.active)} did not answer API {api_key} in time")
-                self._move_on(connection, None)
+                if connection is not None and not idempotent:  # it was sent: it may have taken effect
+                    raise RequestTimedOutError(f"{last}; the outcome of API {api_key} is unknown") from None
             except RaftKafkaError as exc:
-                if not exc.retriable:
+                if not exc.retriable or not idempotent:
                     raise
                 last = exc
             delay = min(backoff, max(0.0, deadline - time.monotonic()))
