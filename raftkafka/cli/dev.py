@@ -56,7 +56,7 @@ async def serve_dev(data_dir: Path, listen: tuple[str, int], raft: tuple[str, in
     metadata_log = MetadataLog(
         f"{raft_host}:{raft_port}", [], metadata_dir, password=ensure_cluster_secret(metadata_dir)
     )
-    controller = QuorumController(metadata_log)
+    controller = QuorumController(metadata_log, node_id=node_id)
     broker = Broker(
         BrokerConfig(node_id=node_id, data_dir=data_dir, listen_host=listen[0], listen_port=listen[1]),
         controller,

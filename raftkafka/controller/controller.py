@@ -43,6 +43,7 @@ from raftkafka.controller.brokers import (
     fence_brokers,
     register_broker,
 )
+from raftkafka.controller.quorum_status import describe_quorum
 from raftkafka.controller.sessions import BrokerSessions
 from raftkafka.controller.topics import NewTopic, TopicResult, create_topic, delete_topic
 from raftkafka.errors import NotControllerError, RaftKafkaError, RequestTimedOutError
@@ -67,10 +68,14 @@ class QuorumController:
         log: MetadataLog,
         *,
         sessions: BrokerSessions | None = None,
+        node_id: int = -1,
+        voters: Mapping[int, str] | None = None,
         new_topic_id: Callable[[], str] = _new_topic_id,
         rng: random.Random | None = None,
     ) -> None:
         self._log = log
+        self._node_id = node_id
+        self._voters = dict(voters) if voters is not None else {node_id: log.status().self_address}
         self._tracks_sessions = sessions is not None
         self._sessions = sessions if sessions is not None else BrokerSessions(math.inf)
         self._new_topic_id = new_topic_id
@@ -80,6 +85,10 @@ class QuorumController:
         self._active_term: int | None = None
         self._activating = False
         self._listener: ControllerRegistration | None = None
+
+    def quorum_status(self) -> dict[str, Any]:
+        """This voter's view of the quorum, as the QUORUM_STATUS wire body."""
+        return describe_quorum(self._log.status(), self._log.image, self._voters, self._node_id)
 
     @property
     def image(self) -> MetadataImage:

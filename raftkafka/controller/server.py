@@ -69,7 +69,12 @@ class ControllerServer:
             config.metadata_log,
         )
         sessions = BrokerSessions(config.broker_session_timeout_ms / 1000, self._clock)
-        self.controller = QuorumController(self.metadata_log, sessions=sessions)
+        self.controller = QuorumController(
+            self.metadata_log,
+            sessions=sessions,
+            node_id=config.node_id,
+            voters={node_id: raft_address(address) for node_id, address in config.voters.items()},
+        )
         self.server = RequestServer(self.handlers())
         try:
             self.address = await self.server.start(config.listen_host, config.listen_port)
@@ -195,38 +200,9 @@ class ControllerServer:
         return answer
 
     def quorum_status(self, version: int, body: Any) -> Any:
-        metadata_log = self._log()
-        status = metadata_log.status()
-        image = metadata_log.image
-        voters = []
-        for node_id, address in sorted(self.config.voters.items()):
-            raft = raft_address(address)
-            listener = image.controllers.get(node_id)
-            committed: int | None = None
-            lag: int | None = None
-            if raft == status.self_address:
-                committed = status.commit_index
-                lag = 0 if status.is_leader else None
-            elif status.is_leader and raft in status.match_index:
-                committed = status.match_index[raft]
-                lag = max(0, status.commit_index - committed)
-            voters.append({
-                "node_id": node_id,
-                "raft": raft,
-                "listener": None if listener is None else f"{listener.host}:{listener.port}",
-                "committed_offset": committed,
-                "lag": lag,
-                "connected": status.partners.get(raft, raft == status.self_address),
-            })  # fmt: skip
-        return {
-            "controller_epoch": status.term,
-            "leader_id": self._node_ids.get(status.leader) if status.leader is not None else None,
-            "node_id": self.config.node_id,
-            "is_leader": status.is_leader,
-            "commit_index": status.commit_index,
-            "metadata_offset": image.offset,
-            "voters": voters,
-        }
+        if self.controller is None:
+            raise NotControllerError("the controller is not started")
+        return self.controller.quorum_status()
 
     # -- helpers --
 
