@@ -59,14 +59,26 @@ InvalidRequestError = _error(42, "INVALID_REQUEST", doc="The request is malforme
 InvalidConfigError = _error(40, "INVALID_CONFIG", doc="A configuration key or value is invalid.")
 UnknownApiError = _error(44, "UNKNOWN_API", doc="The API key is not known to the server.")
 KafkaStorageError = _error(56, "STORAGE_ERROR", retriable=True, doc="The broker failed to read or write its disk.")
+FencedLeaderEpochError = _error(
+    74, "FENCED_LEADER_EPOCH", retriable=True, doc="The leader epoch in the request is older than the current one."
+)
 StaleBrokerEpochError = _error(
     77, "STALE_BROKER_EPOCH", doc="The broker epoch is not the current registration's; register again."
+)
+InvalidUpdateVersionError = _error(
+    95, "INVALID_UPDATE_VERSION", doc="The partition epoch in the request is not the current one (stale state)."
 )
 DuplicateBrokerRegistrationError = _error(
     101, "DUPLICATE_BROKER_REGISTRATION", doc="Another live incarnation of the broker holds the node id."
 )
 BrokerIdNotRegisteredError = _error(
     102, "BROKER_ID_NOT_REGISTERED", doc="The controller has no registration for the broker's node id; register first."
+)
+IneligibleReplicaError = _error(
+    107, "INELIGIBLE_REPLICA", doc="A replica proposed for the ISR is not registered or is fenced."
+)
+InconsistentClusterIdError = _error(
+    104, "INCONSISTENT_CLUSTER_ID", doc="The broker's data dir belongs to another cluster than the one it joined."
 )
 ClientClosedError = _error(1001, "CLIENT_CLOSED", doc="The client was closed.")
 FeatureNotAvailableError = _error(1002, "FEATURE_NOT_AVAILABLE", doc="The feature is not built yet.")
