@@ -64,6 +64,18 @@ QUORUM_STATUS      ``{}`` → ``{"controller_epoch", "leader_id": int | None, "n
                    the index the leader knows is stored on each follower, None where unknown. ``lag`` is the
                    leader's commit index minus that, in Raft entries (None where unknown).
                    ``metadata_offset`` is the answering voter's last applied metadata offset.
+ALTER_PARTITION    ``{"broker_id", "broker_epoch", "topics": [[topic, [[partition, leader_epoch, partition_epoch,
+                   new_isr], ...]], ...]}`` → ``{"controller_epoch", "topics": [[topic, [[partition, error, leader,
+                   leader_epoch, isr, partition_epoch], ...]], ...]}``: a partition leader asks to shrink or expand
+                   the ISR (Kafka's AlterPartition, KIP-497). Accepted only from the current leader at the current
+                   leader epoch (else ``FENCED_LEADER_EPOCH``) and partition epoch (else ``INVALID_UPDATE_VERSION``);
+                   ``new_isr`` must be a subset of the replicas holding the leader (else ``INVALID_REQUEST``) and
+                   may add only registered, unfenced brokers (else ``INELIGIBLE_REPLICA``). The answer comes after
+                   the ``PartitionChange`` committed and carries the partition's state after it (leader and leader
+                   epoch unchanged, ``partition_epoch`` one higher; unchanged state when ``new_isr`` is the current
+                   ISR); on an error the other fields hold the controller's current state (``UNKNOWN_TOPIC``
+                   and -1/[] for a partition it does not know). ``STALE_BROKER_EPOCH`` for the whole request when ``broker_epoch`` is not the
+                   broker's current registration.
 =================  ==========================================================================================
 
 A request that fails as a whole is answered with its error code and the body ``{"message": str}``.
@@ -91,6 +103,7 @@ class ApiKey(IntEnum):
     BROKER_HEARTBEAT = 21
     METADATA_LOG = 22
     QUORUM_STATUS = 23
+    ALTER_PARTITION = 24
 
 
 SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {key: (0, 0) for key in ApiKey}
