@@ -123,4 +123,4 @@ def test_later_changes_in_one_request_see_earlier_ones() -> None:
     )
     assert [r.error_code for r in results] == [NONE, InvalidUpdateVersionError.code, NONE]
     assert results[2].isr == REPLICAS and results[2].partition_epoch == 2
-    assert [r.isr for r in records] == [(1, 2), REPLICAS]  # type: ignore[attr-defined]
+    assert [r.isr for r in records] == [(1, 2), REPLICAS]

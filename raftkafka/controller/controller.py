@@ -43,6 +43,7 @@ from raftkafka.controller.brokers import (
     fence_brokers,
     register_broker,
 )
+from raftkafka.controller.isr_changes import IsrChange, IsrChangeResult, alter_isr
 from raftkafka.controller.quorum_status import describe_quorum
 from raftkafka.controller.sessions import BrokerSessions
 from raftkafka.controller.topics import NewTopic, TopicResult, create_topic, delete_topic
@@ -217,6 +218,20 @@ class QuorumController:
         if records:
             logger.info("broker %d %s", node_id, "shut down (fenced)" if want_shutdown else "unfenced")
         return reply
+
+    async def alter_partition(
+        self, broker_id: int, broker_epoch: int, changes: Sequence[IsrChange]
+    ) -> list[IsrChangeResult]:
+        """Commit the ISR changes a partition leader asks for (``isr_changes``); one result per change, after commit.
+
+        Raises ``StaleBrokerEpochError`` when ``broker_epoch`` is not the broker's current registration.
+        """
+        records, results = alter_isr(self._decision_image(), broker_id, broker_epoch, changes)
+        await self._commit(records)
+        for record in records:
+            logger.info("ISR of %s-%d is now %s (asked by leader %d)", record.topic, record.partition, list(record.isr),
+                        broker_id)  # fmt: skip
+        return results
 
     async def fence_expired_brokers(self) -> list[int]:
         """Fence the unfenced brokers whose session expired (none without session tracking); their node ids."""

@@ -26,7 +26,7 @@ from raftkafka.errors import (
     UnknownTopicError,
 )
 from raftkafka.metadata.image import NO_LEADER, MetadataImage, PartitionState, replay_all
-from raftkafka.metadata.records import MetadataRecord, PartitionChange
+from raftkafka.metadata.records import PartitionChange
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,7 @@ def _check(image: MetadataImage, broker_id: int, state: PartitionState, change: 
 
 def alter_isr(
     image: MetadataImage, broker_id: int, broker_epoch: int, changes: Sequence[IsrChange]
-) -> tuple[list[MetadataRecord], list[IsrChangeResult]]:
+) -> tuple[list[PartitionChange], list[IsrChangeResult]]:
     """The ``PartitionChange`` records for ``changes`` from broker ``broker_id`` and one result per change.
 
     Later changes see the effect of earlier ones (a partition named twice must carry the new epoch the
@@ -94,7 +94,7 @@ def alter_isr(
     broker = image.brokers.get(broker_id)
     if broker is None or broker.epoch != broker_epoch:
         raise StaleBrokerEpochError(f"broker {broker_id} epoch {broker_epoch} is not a current registration")
-    records: list[MetadataRecord] = []
+    records: list[PartitionChange] = []
     results: list[IsrChangeResult] = []
     for change in changes:
         topic = image.topics.get(change.topic)
@@ -115,3 +115,58 @@ def alter_isr(
             state = image.topics[change.topic].partitions[change.partition]
         results.append(IsrChangeResult.of(change.topic, state))
     return records, results
+
+
+# -- the ALTER_PARTITION wire shapes (``net.api``) --
+
+
+def _by_topic(entries: Sequence[tuple[str, list[object]]]) -> list[list[object]]:
+    grouped: dict[str, list[object]] = {}
+    for topic, entry in entries:
+        grouped.setdefault(topic, []).append(entry)
+    return [[topic, parts] for topic, parts in grouped.items()]
+
+
+def _ints(values: object) -> bool:
+    return isinstance(values, list) and all(type(value) is int for value in values)
+
+
+def changes_to_wire(changes: Sequence[IsrChange]) -> list[list[object]]:
+    """The request's ``topics`` list."""
+    return _by_topic([(c.topic, [c.partition, c.leader_epoch, c.partition_epoch, list(c.new_isr)]) for c in changes])
+
+
+def changes_from_wire(topics: Sequence[tuple[str, list[list[object]]]]) -> list[IsrChange]:
+    """The changes of a request's ``topics`` (as split by ``net.api.topic_partition_lists``)."""
+    changes = []
+    for topic, entries in topics:
+        for entry in entries:
+            if len(entry) != 4 or not _ints(entry[:3]) or not _ints(entry[3]):
+                raise InvalidRequestError("ALTER_PARTITION entries are [partition, leader_epoch, partition_epoch, isr]")
+            partition, leader_epoch, partition_epoch, isr = entry
+            changes.append(IsrChange(topic, partition, leader_epoch, partition_epoch, tuple(isr)))  # type: ignore[arg-type]
+    return changes
+
+
+def results_to_wire(results: Sequence[IsrChangeResult]) -> list[list[object]]:
+    """The response's ``topics`` list."""
+    return _by_topic(
+        [
+            (r.topic, [r.partition, r.error_code, r.leader, r.leader_epoch, list(r.isr), r.partition_epoch])
+            for r in results
+        ]
+    )
+
+
+def results_from_wire(topics: Sequence[tuple[str, list[list[object]]]]) -> list[IsrChangeResult]:
+    """The results of a response's ``topics`` (as split by ``net.api.topic_partition_lists``)."""
+    results = []
+    for topic, entries in topics:
+        for entry in entries:
+            if len(entry) != 6 or not _ints([*entry[:4], entry[5]]) or not _ints(entry[4]):
+                raise InvalidRequestError("malformed ALTER_PARTITION partition result")
+            partition, error, leader, leader_epoch, isr, partition_epoch = entry
+            results.append(
+                IsrChangeResult(topic, partition, error, leader, leader_epoch, tuple(isr), partition_epoch)  # type: ignore[arg-type]
+            )
+    return results
