@@ -21,10 +21,11 @@ from typing import Any
 
 from raftkafka.controller.config import ControllerConfig, raft_address
 from raftkafka.controller.controller import QuorumController
+from raftkafka.controller.isr_changes import changes_from_wire, results_to_wire
 from raftkafka.controller.sessions import BrokerSessions, Clock
 from raftkafka.errors import InvalidRequestError, NotControllerError
 from raftkafka.metadata.records import encode_records
-from raftkafka.net.api import SUPPORTED_VERSIONS, ApiKey, field
+from raftkafka.net.api import SUPPORTED_VERSIONS, ApiKey, field, topic_partition_lists
 from raftkafka.net.server import Handler, RequestServer
 from raftkafka.raftlog.metadata_log import MetadataLog
 
@@ -38,6 +39,7 @@ CONTROLLER_APIS = (
     ApiKey.BROKER_HEARTBEAT,
     ApiKey.METADATA_LOG,
     ApiKey.QUORUM_STATUS,
+    ApiKey.ALTER_PARTITION,
 )
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 _DEFAULT_ADMIN_TIMEOUT_MS = 30_000
@@ -125,6 +127,7 @@ class ControllerServer:
             ApiKey.BROKER_HEARTBEAT: self.broker_heartbeat,
             ApiKey.METADATA_LOG: self.metadata_log_fetch,
             ApiKey.QUORUM_STATUS: self.quorum_status,
+            ApiKey.ALTER_PARTITION: self.alter_partition,
         }
 
     def api_versions(self, version: int, body: Any) -> Any:
@@ -175,6 +178,16 @@ class ControllerServer:
                 "heartbeat_interval_ms": self.config.broker_heartbeat_interval_ms,
                 "controller_epoch": self._epoch(),
             },
+        )
+
+    def alter_partition(self, version: int, body: Any) -> Any:
+        broker_id = field(body, "broker_id", int)
+        broker_epoch = field(body, "broker_epoch", int)
+        changes = changes_from_wire(topic_partition_lists(body))
+        return self._active_call(
+            _timeout_s(body),
+            lambda c: c.alter_partition(broker_id, broker_epoch, changes),
+            lambda results: {"topics": results_to_wire(results), "controller_epoch": self._epoch()},
         )
 
     def metadata_log_fetch(self, version: int, body: Any) -> Any:
