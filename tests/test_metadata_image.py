@@ -26,6 +26,7 @@ from raftkafka.metadata.records import (
     PartitionChange,
     RegisterBroker,
     RegisterController,
+    SetClusterId,
     UnfenceBroker,
 )
 
@@ -161,7 +162,9 @@ def test_to_bytes_round_trip() -> None:
     "payload",
     [
         b"",
-        msgpack.packb([2, -1, [], []]),  # unknown format version
+        msgpack.packb([4, -1, [], [], [], None]),  # unknown format version
+        msgpack.packb([2, -1, [], []]),  # version 2 without the controllers
+        msgpack.packb([3, -1, [], [], [], 7]),  # a cluster id that is not a string
         msgpack.packb([1, -1, [[1, "h", 1, "i", False, 0], [1, "h", 1, "i", False, 0]], []]),
         msgpack.packb([1, -1, [], [["t", "i", {}, []], ["t", "i", {}, []]]]),
         msgpack.packb([1, -1, [], [["t", "i", {}, [[[1], [1], 1, 0]]]]]),
@@ -192,6 +195,7 @@ any_record: st.SearchStrategy[MetadataRecord] = st.one_of(
         PartitionChange, st.sampled_from(["a", "b"]), small, st.integers(-1, 4), replica_lists, small, replica_lists
     ),
     st.builds(ConfigChange, st.sampled_from(["a", "b"]), st.dictionaries(st.sampled_from(["k"]), st.just("v"))),
+    st.builds(SetClusterId, st.sampled_from(["", "c1", "c2"])),
 )
 
 
@@ -216,10 +220,25 @@ def test_controller_listeners_replay_and_encode() -> None:
     assert MetadataImage.from_bytes(image.to_bytes()) == image
 
 
-def test_version_1_images_without_controllers_still_load() -> None:
+def test_version_1_and_2_images_without_controllers_or_cluster_id_still_load() -> None:
     image = cluster()
-    version, offset, brokers, topics, controllers = msgpack.unpackb(image.to_bytes())
-    assert version == 2
-    assert controllers == []
+    version, offset, brokers, topics, controllers, cluster_id = msgpack.unpackb(image.to_bytes())
+    assert (version, controllers, cluster_id) == (3, [], None)
     old = msgpack.packb([1, offset, brokers, topics], use_bin_type=True)
     assert MetadataImage.from_bytes(old) == image
+    with_controllers = replay_all(image, [RegisterController(1001, "h", 7001)], 4)
+    _, offset, brokers, topics, controllers, _ = msgpack.unpackb(with_controllers.to_bytes())
+    version_2 = msgpack.packb([2, offset, brokers, topics, controllers], use_bin_type=True)
+    assert MetadataImage.from_bytes(version_2) == with_controllers
+
+
+def test_the_first_committed_cluster_id_stays() -> None:
+    assert EMPTY_IMAGE.cluster_id is None
+    delta = MetadataDelta(cluster())
+    assert not delta.replay(SetClusterId(""), 4)  # never an empty id
+    assert delta.replay(SetClusterId("first"), 5)
+    assert not delta.replay(SetClusterId("second"), 6)  # a controller that decided on an older image
+    image = delta.apply()
+    assert (image.cluster_id, image.offset) == ("first", 6)
+    assert replay_all(image, [SetClusterId("third")], 7).cluster_id == "first"
+    assert MetadataImage.from_bytes(image.to_bytes()) == image

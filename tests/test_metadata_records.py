@@ -18,6 +18,7 @@ from raftkafka.metadata.records import (
     MetadataRecord,
     PartitionChange,
     RegisterBroker,
+    SetClusterId,
     UnfenceBroker,
     decode_records,
     encode_record,
@@ -38,6 +39,7 @@ records: st.SearchStrategy[MetadataRecord] = st.one_of(
     st.builds(DeleteTopic, names, names),
     st.builds(PartitionChange, names, ids, ids, int_tuples, ids, int_tuples),
     st.builds(ConfigChange, names, configs),
+    st.builds(SetClusterId, names),
 )
 
 
@@ -49,7 +51,8 @@ def test_round_trip(batch: list[MetadataRecord]) -> None:
 
 
 def test_every_kind_has_a_distinct_tag() -> None:
-    kinds = [RegisterBroker, FenceBroker, UnfenceBroker, CreateTopic, DeleteTopic, PartitionChange, ConfigChange]
+    kinds = [RegisterBroker, FenceBroker, UnfenceBroker, CreateTopic, DeleteTopic, PartitionChange, ConfigChange,
+             SetClusterId]
     assert len({cls.KIND for cls in kinds}) == len(kinds)
 
 

@@ -51,6 +51,11 @@ def read_str(value: Any) -> str:
     return value
 
 
+def read_optional_str(value: Any) -> str | None:
+    """A str or nil."""
+    return None if value is None else read_str(value)
+
+
 def read_list(value: Any) -> list[Any]:
     """A msgpack array."""
     if type(value) is not list:

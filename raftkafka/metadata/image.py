@@ -24,6 +24,7 @@ from raftkafka.metadata.fields import (
     read_int,
     read_int_tuple,
     read_list,
+    read_optional_str,
     read_str,
     read_str_dict,
     unpack,
@@ -37,13 +38,15 @@ from raftkafka.metadata.records import (
     PartitionChange,
     RegisterBroker,
     RegisterController,
+    SetClusterId,
     UnfenceBroker,
 )
 
 NO_LEADER = -1
-IMAGE_FORMAT_VERSION = 2
-"""Version 2 added the controllers; version 1 images (without them) still load."""
+IMAGE_FORMAT_VERSION = 3
+"""Version 2 added the controllers, version 3 the cluster id; older images still load (without them)."""
 _IMAGE_V1 = 1
+_IMAGE_V2 = 2
 
 
 def _frozen(mapping: dict[Any, Any]) -> Mapping[Any, Any]:
@@ -95,12 +98,16 @@ class TopicImage:
 
 @dataclass(frozen=True, slots=True)
 class MetadataImage:
-    """The cluster metadata after the record at ``offset`` (-1: no record yet)."""
+    """The cluster metadata after the record at ``offset`` (-1: no record yet).
+
+    ``cluster_id`` is None until the first active controller of the quorum has committed one.
+    """
 
     brokers: Mapping[int, BrokerRegistration] = field(default_factory=lambda: _frozen({}))
     topics: Mapping[str, TopicImage] = field(default_factory=lambda: _frozen({}))
     offset: int = -1
     controllers: Mapping[int, ControllerRegistration] = field(default_factory=lambda: _frozen({}))
+    cluster_id: str | None = None
 
     def topic(self, name: str) -> TopicImage | None:
         """The topic called ``name``, or None."""
@@ -134,7 +141,9 @@ class MetadataImage:
             for _, t in sorted(self.topics.items())
         ]
         controllers = [[c.node_id, c.host, c.port] for _, c in sorted(self.controllers.items())]
-        return msgpack.packb([IMAGE_FORMAT_VERSION, self.offset, brokers, topics, controllers], use_bin_type=True)
+        return msgpack.packb(
+            [IMAGE_FORMAT_VERSION, self.offset, brokers, topics, controllers, self.cluster_id], use_bin_type=True
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> MetadataImage:
@@ -142,11 +151,13 @@ class MetadataImage:
         fields = read_list(unpack(data))
         version = read_int(fields[0]) if fields else None
         if version == _IMAGE_V1:
-            fields = [*fields, []]
+            fields = [*fields, [], None]
+        elif version == _IMAGE_V2:
+            fields = [*fields, None]
         elif version != IMAGE_FORMAT_VERSION:
             raise MetadataDecodeError(f"unsupported metadata image format {version}")
-        _, offset, broker_items, topic_items, controller_items = read_fields(
-            fields, (read_int,) * 2 + (read_list,) * 3
+        _, offset, broker_items, topic_items, controller_items, cluster_id = read_fields(
+            fields, (read_int,) * 2 + (read_list,) * 3 + (read_optional_str,)
         )
         brokers: dict[int, BrokerRegistration] = {}
         for item in broker_items:
@@ -169,7 +180,7 @@ class MetadataImage:
             if controller.node_id in controllers:
                 raise MetadataDecodeError(f"controller {controller.node_id} appears twice")
             controllers[controller.node_id] = controller
-        return cls(_frozen(brokers), _frozen(topics), offset, _frozen(controllers))
+        return cls(_frozen(brokers), _frozen(topics), offset, _frozen(controllers), cluster_id)
 
 
 _BROKER_READERS = (read_int, read_str, read_int, read_str, read_bool, read_int)
@@ -193,6 +204,7 @@ class MetadataDelta:
         self._brokers: dict[int, BrokerRegistration] | None = None
         self._topics: dict[str, TopicImage] | None = None
         self._controllers: dict[int, ControllerRegistration] | None = None
+        self._cluster_id = image.cluster_id
         self._changed_partitions: dict[str, dict[int, PartitionState]] = {}
 
     def replay(self, record: MetadataRecord, offset: int) -> bool:
@@ -213,7 +225,7 @@ class MetadataDelta:
                 changed[name] = TopicImage(topic.name, topic.topic_id, merged, topic.config)
             topics = _frozen(changed)
         controllers = self._image.controllers if self._controllers is None else _frozen(self._controllers)
-        return MetadataImage(brokers, topics, self._offset, controllers)
+        return MetadataImage(brokers, topics, self._offset, controllers, self._cluster_id)
 
     # -- state views while replaying --
 
@@ -306,6 +318,12 @@ class MetadataDelta:
         self._controllers[record.node_id] = ControllerRegistration(record.node_id, record.host, record.port)
         return True
 
+    def _set_cluster_id(self, record: SetClusterId, offset: int) -> bool:
+        if self._cluster_id is not None or not record.cluster_id:
+            return False
+        self._cluster_id = record.cluster_id
+        return True
+
     def _change_config(self, record: ConfigChange, offset: int) -> bool:
         topic = self._topic_map().get(record.topic)
         if topic is None:
@@ -325,6 +343,7 @@ _HANDLERS: dict[type[MetadataRecord], Any] = {
     PartitionChange: MetadataDelta._change_partition,
     ConfigChange: MetadataDelta._change_config,
     RegisterController: MetadataDelta._register_controller,
+    SetClusterId: MetadataDelta._set_cluster_id,
 }
 
 

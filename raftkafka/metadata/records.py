@@ -32,6 +32,7 @@ __all__ = [
     "PartitionChange",
     "RegisterBroker",
     "RegisterController",
+    "SetClusterId",
     "UnfenceBroker",
     "decode_records",
     "encode_record",
@@ -154,6 +155,15 @@ class RegisterController(MetadataRecord):
     node_id: int
     host: str
     port: int
+
+
+@record_kind
+@_record
+class SetClusterId(MetadataRecord):
+    """The cluster's id, drawn by the first active controller of the quorum (the first one committed stays)."""
+
+    KIND: ClassVar[int] = 9
+    cluster_id: str
 
 
 def _fields_of(record: MetadataRecord) -> list[Any]:
