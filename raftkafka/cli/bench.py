@@ -1,11 +1,11 @@
-"""``raftkafka bench produce|consume|e2e``: one workload per subcommand, one module per workload in
-``raftkafka.bench``; figures on stdout (one JSON object with ``--json``), progress on stderr."""
+"""``raftkafka bench produce|consume|e2e|metadata|failover``: one workload per subcommand, one module per
+workload in ``raftkafka.bench``; figures on stdout (one JSON object with ``--json``), progress on stderr."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import click
 
@@ -15,6 +15,25 @@ from raftkafka.cli.options import bootstrap_option, config_option, log_level_opt
 
 Workload = Callable[..., BenchResult]
 DEFAULT_TOPIC = "raftkafka-bench"
+
+
+class Report(Protocol):
+    """What every workload returns: a human summary and a JSON-ready object."""
+
+    def summary(self) -> str: ...
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+def report(measure: Callable[[], Report], *, as_json: bool, log_level: str) -> None:
+    """Run ``measure`` (expected failures become one-line errors) and print its figures."""
+    setup_logging(log_level)
+
+    def run() -> None:
+        result = measure()
+        click.echo(json.dumps(result.as_dict()) if as_json else result.summary())
+
+    run_command(run)
 
 
 def workload_options(*, records: int, linger_ms: int, warmup: int) -> Callable[[Callable[..., Any]], Any]:
@@ -75,18 +94,16 @@ def workload_options(*, records: int, linger_ms: int, warmup: int) -> Callable[[
 
 def run_workload(workload: Workload, *, as_json: bool, log_level: str, **settings: Any) -> None:
     """Validate the settings, run the workload and print its figures."""
-    setup_logging(log_level)
-
-    def run() -> None:
-        result = workload(BenchSettings(**settings).validate(), show_progress=not as_json)
-        click.echo(json.dumps(result.as_dict()) if as_json else result.summary())
-
-    run_command(run)
+    report(
+        lambda: workload(BenchSettings(**settings).validate(), show_progress=not as_json),
+        as_json=as_json,
+        log_level=log_level,
+    )
 
 
 @click.group()
 def bench() -> None:
-    """Measure throughput and latency against a running cluster."""
+    """Measure throughput, latency and failover (against a running cluster, or one of its own)."""
 
 
 @bench.command()
@@ -114,3 +131,52 @@ def e2e(**options: Any) -> None:
     from raftkafka.bench.e2e import run_e2e
 
     run_workload(run_e2e, **options)
+
+
+@bench.command()
+@click.option(
+    "--cluster",
+    type=click.Choice([str(size) for size in (1, 3, 5)]),
+    default=None,
+    help="Start this many local controllers (and one broker) for the run instead of using --bootstrap.",
+)
+@click.option("--changes", type=click.IntRange(min=1), default=5_000, show_default=True, help="Changes per depth.")
+@click.option(
+    "--in-flight", default="1,200", show_default=True, help="Comma-separated depths: changes kept outstanding."
+)
+@click.option(
+    "--warmup-changes", type=click.IntRange(min=0), default=200, show_default=True, help="One-at-a-time changes first."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (no progress).")
+@bootstrap_option
+@config_option
+@log_level_option
+def metadata(
+    cluster: str | None,
+    changes: int,
+    in_flight: str,
+    warmup_changes: int,
+    as_json: bool,
+    bootstrap: str,
+    log_level: str,
+) -> None:
+    """Committed metadata changes/s and commit latency p50/p99 at each depth (a change: create a 1-partition topic).
+
+    --bootstrap may name brokers or controllers: the active controller is found and asked directly.
+    """
+    from raftkafka.bench.metadata import MetadataSettings, parse_in_flight, run_metadata
+
+    report(
+        lambda: run_metadata(
+            MetadataSettings(
+                bootstrap=bootstrap,
+                cluster=None if cluster is None else int(cluster),
+                changes=changes,
+                in_flight=parse_in_flight(in_flight),
+                warmup_changes=warmup_changes,
+            ),
+            show_progress=not as_json,
+        ),
+        as_json=as_json,
+        log_level=log_level,
+    )
