@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from raftkafka.controller.brokers import HeartbeatReply
+from raftkafka.controller.isr_changes import IsrChange, IsrChangeResult, changes_to_wire, results_from_wire
 from raftkafka.errors import (
     BrokerNotAvailableError,
     InvalidRequestError,
@@ -34,7 +35,7 @@ from raftkafka.errors import (
     RaftKafkaError,
     RequestTimedOutError,
 )
-from raftkafka.net.api import ApiKey, field
+from raftkafka.net.api import ApiKey, field, topic_partition_lists
 from raftkafka.net.connection import Connection
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,24 @@ class RemoteController:
         answer = await self.request(ApiKey.BROKER_HEARTBEAT, body)
         self._note_heartbeat_interval(answer)
         return HeartbeatReply(field(answer, "fenced", bool), field(answer, "should_shutdown", bool))
+
+    async def alter_partition(
+        self, broker_id: int, broker_epoch: int, changes: Sequence[IsrChange], timeout_s: float | None = None
+    ) -> list[IsrChangeResult]:
+        """Ask for ISR changes of partitions this broker leads; one result per change, after the commit.
+
+        Safe to repeat: a change that already committed is refused with ``INVALID_UPDATE_VERSION``.
+        Raises ``StaleBrokerEpochError`` when ``broker_epoch`` is not the current registration.
+        """
+        timeout = self.config.request_timeout_s if timeout_s is None else timeout_s
+        body = {
+            "broker_id": broker_id,
+            "broker_epoch": broker_epoch,
+            "topics": changes_to_wire(changes),
+            "timeout_ms": max(1, int(timeout * 1000)),
+        }
+        answer = await self.request(ApiKey.ALTER_PARTITION, body, timeout=timeout)
+        return results_from_wire(topic_partition_lists(answer))
 
     async def fetch_metadata_log(self, offset: int, max_wait_ms: int, max_records: int) -> dict[str, Any]:
         """The METADATA_LOG response body for records from ``offset`` on (a long poll of ``max_wait_ms``)."""
