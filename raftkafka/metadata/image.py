@@ -53,6 +53,12 @@ def _frozen(mapping: dict[Any, Any]) -> Mapping[Any, Any]:
     return MappingProxyType(mapping)
 
 
+def _thaw(mapping: Mapping[Any, Any]) -> dict[Any, Any]:
+    """A writable copy of an image mapping. ``dict(proxy)`` copies key by key (~25x slower than ``proxy.copy()``,
+    which copies the dict behind it), and deltas copy the topics once per change: this keeps that cheap."""
+    return mapping.copy() if isinstance(mapping, dict | MappingProxyType) else dict(mapping)
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerRegistration:
     """A registered broker; ``epoch`` is the log offset of its registration record."""
@@ -234,7 +240,7 @@ class MetadataDelta:
 
     def _writable_brokers(self) -> dict[int, BrokerRegistration]:
         if self._brokers is None:
-            self._brokers = dict(self._image.brokers)
+            self._brokers = _thaw(self._image.brokers)
         return self._brokers
 
     def _topic_map(self) -> Mapping[str, TopicImage]:
@@ -242,7 +248,7 @@ class MetadataDelta:
 
     def _writable_topics(self) -> dict[str, TopicImage]:
         if self._topics is None:
-            self._topics = dict(self._image.topics)
+            self._topics = _thaw(self._image.topics)
         return self._topics
 
     # -- one handler per record kind --
@@ -314,7 +320,7 @@ class MetadataDelta:
 
     def _register_controller(self, record: RegisterController, offset: int) -> bool:
         if self._controllers is None:
-            self._controllers = dict(self._image.controllers)
+            self._controllers = _thaw(self._image.controllers)
         self._controllers[record.node_id] = ControllerRegistration(record.node_id, record.host, record.port)
         return True
 
