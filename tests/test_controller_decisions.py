@@ -22,7 +22,7 @@ from raftkafka.errors import (
     UnknownTopicError,
 )
 from raftkafka.metadata.image import EMPTY_IMAGE, MetadataImage, replay_all
-from raftkafka.metadata.records import CreateTopic, DeleteTopic, FenceBroker, RegisterBroker
+from raftkafka.metadata.records import CreateTopic, DeleteTopic, FenceBroker, PartitionChange, RegisterBroker
 
 
 def brokers(*ids: int) -> MetadataImage:
@@ -172,9 +172,26 @@ def test_second_live_incarnation_is_refused() -> None:
 
 def test_new_incarnation_accepted_when_old_has_no_session_or_is_fenced() -> None:
     request = BrokerRegistrationRequest(1, "127.0.0.1", 9001, "other")
-    assert register_broker(brokers(1), request, set()) == [RegisterBroker(1, "127.0.0.1", 9001, "other")]
+    # the unfenced predecessor is fenced first, as its session expiry would have done
+    replaced = [FenceBroker(1), RegisterBroker(1, "127.0.0.1", 9001, "other")]
+    assert register_broker(brokers(1), request, set()) == replaced
     fenced = replay_all(brokers(1), [FenceBroker(1)], 1)
     assert register_broker(fenced, request, {1}) == [RegisterBroker(1, "127.0.0.1", 9001, "other")]
+
+
+def test_successor_on_the_predecessors_data_dir_replaces_it_at_once() -> None:
+    image = replay_all(brokers(1, 2), [CreateTopic("t", "tid", ((1, 2), (2, 1)), {})], 2)
+    successor = BrokerRegistrationRequest(1, "127.0.0.1", 9001, "i1-restarted", previous_incarnation_id="i1")
+    records = register_broker(image, successor, {1, 2})
+    assert records == [
+        PartitionChange("t", 0, 2, (2,), 1, (1, 2)),  # leadership moves, the predecessor leaves the ISR
+        PartitionChange("t", 1, 2, (2,), 0, (2, 1)),
+        FenceBroker(1),
+        RegisterBroker(1, "127.0.0.1", 9001, "i1-restarted"),
+    ]
+    impostor = BrokerRegistrationRequest(1, "127.0.0.1", 9001, "i1-other", previous_incarnation_id="not-i1")
+    with pytest.raises(DuplicateBrokerRegistrationError):
+        register_broker(image, impostor, {1, 2})
 
 
 @pytest.mark.parametrize(

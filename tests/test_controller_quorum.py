@@ -66,7 +66,7 @@ def test_create_describe_delete(tmp_path: Path) -> None:
             assert [len(p.replicas) for p in topic.partitions] == [2, 2, 2]
             assert sorted(p.leader for p in topic.partitions) == [1, 2, 3]
             assert dict(topic.config) == {"retention.ms": "60000"}
-            assert commits == [(3, [CreateTopic("events", "topic-0", topic_replicas(quorum.image), topic.config)])]
+            assert commits == [(4, [CreateTopic("events", "topic-0", topic_replicas(quorum.image), topic.config)])]
             assert images == [quorum.image]
 
             assert await quorum.delete_topics(["events", "nope"]) == [

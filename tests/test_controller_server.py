@@ -17,7 +17,7 @@ from raftkafka.controller.config import ControllerConfig
 from raftkafka.controller.server import CONTROLLER_APIS, ControllerServer
 from raftkafka.errors import InvalidRequestError, StaleBrokerEpochError
 from raftkafka.metadata.image import MetadataImage
-from raftkafka.metadata.records import RegisterBroker, RegisterController, decode_records
+from raftkafka.metadata.records import RegisterBroker, RegisterController, SetClusterId, decode_records
 from raftkafka.net.api import ApiKey
 from raftkafka.net.connection import Connection
 from raftkafka.raftlog.metadata_log import MetadataLogConfig
@@ -72,18 +72,19 @@ def fetch(connection: Connection, offset: int, max_wait_ms: int = 0, max_records
 def test_metadata_log_records_snapshots_and_long_polls(tmp_path: Path) -> None:
     async def main() -> None:
         async with controller_connection(tmp_path) as (server, connection):
-            epochs = [await register(connection, n) for n in range(1, 9)]
-            assert epochs == list(range(1, 9))  # offset 0 is the controller's own listener
+            epochs = [await register(connection, n) for n in range(1, 8)]
+            assert epochs == list(range(2, 9))  # offsets 0 and 1: the cluster id and the controller's listener
             answer = await fetch(connection, 6, max_records=2)
             assert answer["high_offset"] == 8 and answer["first_offset"] == 6 and answer["snapshot"] is None
             assert decode_records(answer["records"]) == [RegisterBroker(n, "127.0.0.1", 9000 + n, f"i{n}")
-                                                         for n in (6, 7)]  # fmt: skip
+                                                         for n in (5, 6)]  # fmt: skip
 
             answer = await fetch(connection, 0)  # left the window of 5 records: the whole image instead
             assert answer["records"] is None and answer["first_offset"] == 9
             image = MetadataImage.from_bytes(answer["snapshot"])
             assert image == server.metadata_log.image  # type: ignore[union-attr]
-            assert sorted(image.brokers) == list(range(1, 9))
+            assert sorted(image.brokers) == list(range(1, 8))
+            assert image.cluster_id is not None and len(image.cluster_id) == 22
             assert image.controllers[1].port == connection_port(connection)
 
             started = time.monotonic()
@@ -95,10 +96,10 @@ def test_metadata_log_records_snapshots_and_long_polls(tmp_path: Path) -> None:
             await asyncio.sleep(0.1)
             assert not waiting.done()
             started = time.monotonic()
-            await register(connection, 9)
+            await register(connection, 8)
             answer = await waiting
             assert time.monotonic() - started < 2
-            assert decode_records(answer["records"]) == [RegisterBroker(9, "127.0.0.1", 9009, "i9")]
+            assert decode_records(answer["records"]) == [RegisterBroker(8, "127.0.0.1", 9008, "i8")]
 
             with pytest.raises(InvalidRequestError):
                 await fetch(connection, -1)
@@ -123,14 +124,15 @@ def test_quorum_status_heartbeats_and_api_versions(tmp_path: Path) -> None:
 
             status = await connection.request(ApiKey.QUORUM_STATUS, 0, {})
             assert status["leader_id"] == 1 and status["is_leader"] and status["node_id"] == 1
-            assert status["metadata_offset"] == 1
+            assert status["metadata_offset"] == 2
             [voter] = status["voters"]
             assert voter["node_id"] == 1 and voter["lag"] == 0 and voter["committed_offset"] == status["commit_index"]
             assert voter["listener"] == connection.address
 
             apis = await connection.request(ApiKey.API_VERSIONS, 0, {})
             assert [api[0] for api in apis["apis"]] == list(CONTROLLER_APIS)
-            first = decode_records((await fetch(connection, 0))["records"])[0]
-            assert first == RegisterController(1, "127.0.0.1", connection_port(connection))
+            cluster_id, listener = decode_records((await fetch(connection, 0))["records"])[:2]
+            assert isinstance(cluster_id, SetClusterId)
+            assert listener == RegisterController(1, "127.0.0.1", connection_port(connection))
 
     run(main())

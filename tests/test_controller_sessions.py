@@ -109,12 +109,28 @@ def test_a_new_active_controller_grants_fresh_sessions_before_fencing(tmp_path: 
         async with active_controller(tmp_path, clock) as controller:
             assert controller.epoch > first_term
             assert await controller.fence_expired_brokers() == []  # the session started at activation
-            with pytest.raises(DuplicateBrokerRegistrationError):  # the old incarnation may still be alive
-                await controller.register_broker(1, "127.0.0.1", 9001, "i1-restarted")
             clock.now += TIMEOUT_S
             assert await controller.fence_expired_brokers() == [1]
+
+    run(main())
+
+
+def test_a_session_granted_at_activation_does_not_hold_the_node_id(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        async with active_controller(tmp_path, clock) as controller:
+            for n in (1, 2):
+                await controller.register_broker(n, "127.0.0.1", 9000 + n, f"i{n}")
+        async with active_controller(tmp_path, clock) as controller:
+            # never heard from in this term: the restarted process takes its dead predecessor's place at once
             epoch = await controller.register_broker(1, "127.0.0.1", 9001, "i1-restarted")
             assert controller.image.brokers[1] == BrokerRegistration(1, "127.0.0.1", 9001, "i1-restarted", False, epoch)
+            # heard from in this term: a live process, so another incarnation stays refused
+            await controller.heartbeat(2, controller.image.brokers[2].epoch, controller.image.offset, False)
+            with pytest.raises(DuplicateBrokerRegistrationError):
+                await controller.register_broker(2, "127.0.0.1", 9002, "i2-impostor")
+            with pytest.raises(DuplicateBrokerRegistrationError):
+                await controller.register_broker(1, "127.0.0.1", 9001, "i1-impostor")
 
     run(main())
 

@@ -2,8 +2,11 @@
 
 A broker registers at start with its node id, listener and an incarnation id that is new for every
 process start; its *broker epoch* is the log offset of its registration record. A second incarnation
-is refused while the first is unfenced *and* still holds a live session with the active controller,
-so a restarted broker is accepted as soon as its predecessor's session is gone. Session tracking is
+is refused while the first is unfenced *and* has been heard from by the active controller within the
+session timeout, so a restarted broker is accepted as soon as its predecessor's session is gone, and at
+once after a controller failover (the new controller has not heard from the dead predecessor) or when it
+names the predecessor's incarnation as its ``previous_incarnation_id`` (a broker does so only while
+holding the data dir the predecessor used, which proves that process gone). Session tracking is
 controller soft state (``sessions``) and is passed in.
 
 A broker is fenced when its session expires or when it asks to shut down (leadership moved off it
@@ -37,6 +40,8 @@ class BrokerRegistrationRequest:
     host: str
     port: int
     incarnation_id: str
+    previous_incarnation_id: str | None = None
+    """The incarnation that used this broker's data dir before it (known to be gone), if any."""
 
     def validate(self) -> None:
         """Raise ``InvalidRequestError`` naming the first bad field."""
@@ -48,6 +53,8 @@ class BrokerRegistrationRequest:
             raise InvalidRequestError(f"broker port must be in 1..{MAX_PORT}, got {self.port!r}")
         if not isinstance(self.incarnation_id, str) or not self.incarnation_id:
             raise InvalidRequestError("broker incarnation id must be a non-empty string")
+        if self.previous_incarnation_id is not None and not isinstance(self.previous_incarnation_id, str):
+            raise InvalidRequestError("broker previous incarnation id must be a string or absent")
 
 
 def register_broker(
@@ -55,25 +62,29 @@ def register_broker(
 ) -> list[MetadataRecord]:
     """The records that register ``request`` (none for an identical retry of a live registration).
 
-A broker that was fenced or is new also becomes leader of the leaderless partitions it may lead.
+    A broker that was fenced or is new also becomes leader of the leaderless partitions it may lead; a
+    new incarnation replacing an unfenced one fences that one first.
 
     Raises ``InvalidRequestError`` for a malformed request and ``DuplicateBrokerRegistrationError``
-    when another incarnation of the node id is unfenced and in ``live_sessions``.
+    when another incarnation of the node id is unfenced, in ``live_sessions`` (brokers heard from within
+    the session timeout) and not the request's ``previous_incarnation_id``.
     """
     request.validate()
     current = image.brokers.get(request.node_id)
-    if current is not None and not current.fenced:
-        if current.incarnation_id == request.incarnation_id:
-            if (current.host, current.port) == (request.host, request.port):
-                return []
-        elif request.node_id in live_sessions:
-            raise DuplicateBrokerRegistrationError(
-                f"broker {request.node_id} is registered by another live process (incarnation {current.incarnation_id})"
-            )
     record = RegisterBroker(request.node_id, request.host, request.port, request.incarnation_id, fenced=False)
-    if current is not None and not current.fenced:
-        return [record]
-    return [record, *elect_leaderless(image, request.node_id)]
+    if current is None or current.fenced:
+        return [record, *elect_leaderless(image, request.node_id)]
+    if current.incarnation_id == request.incarnation_id:
+        return [] if (current.host, current.port) == (request.host, request.port) else [record]
+    if request.node_id in live_sessions and request.previous_incarnation_id != current.incarnation_id:
+        raise DuplicateBrokerRegistrationError(
+            f"broker {request.node_id} is registered by another live process (incarnation {current.incarnation_id})"
+        )
+    # The predecessor is gone and the new process may have lost what it had not flushed: fence the
+    # predecessor first (leadership moves, it leaves ISRs with other members), as its session expiry would.
+    fenced = fence_brokers(image, [request.node_id])
+    image = replay_all(image, fenced, image.offset + 1)
+    return [*fenced, record, *elect_leaderless(image, request.node_id)]
 
 
 def fence_brokers(image: MetadataImage, node_ids: Iterable[int]) -> list[MetadataRecord]:

@@ -10,7 +10,9 @@ one plus the appends still in flight.
 
 Activation: the controller decides only while it is *active*: the Raft leader that has committed a
 barrier in its current term (so its image holds everything committed before), started a fresh
-session for every registered broker, and not lost leadership or the term since. ``poll_leadership``
+session for every registered broker, and not lost leadership or the term since. On activation it also
+commits the cluster id (``SetClusterId``) if the image has none yet (the first active controller of a
+new quorum) and its own listener (``RegisterController``) if that changed. ``poll_leadership``
 notices term and leadership changes (the controller process calls it every few tens of ms); the term
 is the controller epoch. A deposed leader's appends fail, so nothing it decides after losing the
 quorum takes effect.
@@ -19,15 +21,18 @@ Broker sessions (``sessions``): with a ``BrokerSessions`` the controller serves 
 heartbeats keep sessions alive and ``fence_expired_brokers`` fences the silent ones. Without one
 (``raftkafka dev``, whose broker lives and dies with this process) nobody is ever fenced for
 silence and a new incarnation of a broker is refused only while an earlier one registered with
-this very object.
+this very object. Either way a session granted at activation does not make a broker's registration
+hold against a new incarnation: only a broker heard from since does (``BrokerSessions.heard_live``).
 
-Ids and randomness (topic ids, placement start index) are drawn here, outside the pure decisions.
+Ids and randomness (cluster id, topic ids, placement start index) are drawn here, outside the pure
+decisions.
 Event loop thread only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import math
 import random
@@ -49,7 +54,7 @@ from raftkafka.controller.sessions import BrokerSessions
 from raftkafka.controller.topics import NewTopic, TopicResult, create_topic, delete_topic
 from raftkafka.errors import NotControllerError, RaftKafkaError, RequestTimedOutError
 from raftkafka.metadata.image import ControllerRegistration, MetadataImage, replay_all
-from raftkafka.metadata.records import MetadataRecord, RegisterController
+from raftkafka.metadata.records import MetadataRecord, RegisterController, SetClusterId
 from raftkafka.raftlog.metadata_log import CommitListener, MetadataLog
 
 logger = logging.getLogger(__name__)
@@ -59,6 +64,11 @@ _Append = asyncio.Task[int]
 
 def _new_topic_id() -> str:
     return str(uuid.uuid4())
+
+
+def new_cluster_id() -> str:
+    """A fresh cluster id, shaped like Kafka's: a random UUID in unpadded URL-safe base64 (22 characters)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
 
 
 class QuorumController:
@@ -72,6 +82,7 @@ class QuorumController:
         node_id: int = -1,
         voters: Mapping[int, str] | None = None,
         new_topic_id: Callable[[], str] = _new_topic_id,
+        new_cluster_id: Callable[[], str] = new_cluster_id,
         rng: random.Random | None = None,
     ) -> None:
         self._log = log
@@ -80,6 +91,7 @@ class QuorumController:
         self._tracks_sessions = sessions is not None
         self._sessions = sessions if sessions is not None else BrokerSessions(math.inf)
         self._new_topic_id = new_topic_id
+        self._new_cluster_id = new_cluster_id
         self._rng = rng or random.Random()
         self._appends: dict[_Append, Sequence[MetadataRecord]] = {}
         self._speculative: MetadataImage | None = None
@@ -145,9 +157,13 @@ class QuorumController:
                 self._sessions.grant_all(broker.node_id for broker in log.image.live_brokers())
             self._active_term = term
             logger.info("active controller in epoch %d at metadata offset %d", term, log.image.offset)
+            records: list[MetadataRecord] = []
+            if log.image.cluster_id is None:
+                records.append(SetClusterId(self._new_cluster_id()))
             listener = self._listener
             if listener is not None and log.image.controllers.get(listener.node_id) != listener:
-                await self._commit([RegisterController(listener.node_id, listener.host, listener.port)])
+                records.append(RegisterController(listener.node_id, listener.host, listener.port))
+            await self._commit(records)
         except RaftKafkaError as exc:
             logger.info("could not activate in epoch %d: %s", term, exc)
         finally:
@@ -190,13 +206,16 @@ class QuorumController:
             results.append(result)
         return await self._commit_then_answer(records, results)
 
-    async def register_broker(self, node_id: int, host: str, port: int, incarnation_id: str) -> int:
+    async def register_broker(
+        self, node_id: int, host: str, port: int, incarnation_id: str, previous_incarnation_id: str | None = None
+    ) -> int:
         """Register a broker process and return its broker epoch.
 
+        ``previous_incarnation_id``: the incarnation that used the broker's data dir before it (gone).
         Raises ``DuplicateBrokerRegistrationError`` if another live incarnation holds the node id.
         """
-        request = BrokerRegistrationRequest(node_id, host, port, incarnation_id)
-        records = register_broker(self._decision_image(), request, self._sessions.live())
+        request = BrokerRegistrationRequest(node_id, host, port, incarnation_id, previous_incarnation_id)
+        records = register_broker(self._decision_image(), request, self._sessions.heard_live())
         await self._commit(records)
         self._sessions.touch(node_id)
         broker = self._log.image.brokers.get(node_id)

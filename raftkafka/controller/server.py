@@ -153,9 +153,10 @@ class ControllerServer:
         host = field(body, "host", str)
         port = field(body, "port", int)
         incarnation_id = field(body, "incarnation_id", str)
+        previous_incarnation_id = field(body, "previous_incarnation_id", (str, type(None)), None)
         return self._active_call(
             _timeout_s(body),
-            lambda c: c.register_broker(node_id, host, port, incarnation_id),
+            lambda c: c.register_broker(node_id, host, port, incarnation_id, previous_incarnation_id),
             lambda epoch: {
                 "broker_epoch": epoch,
                 "heartbeat_interval_ms": self.config.broker_heartbeat_interval_ms,
