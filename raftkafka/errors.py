@@ -50,6 +50,10 @@ NotControllerError = _error(
 )
 InvalidTopicError = _error(17, "INVALID_TOPIC", doc="The topic name breaks the naming rules.")
 NotEnoughReplicasError = _error(19, "NOT_ENOUGH_REPLICAS", retriable=True, doc="Fewer in-sync replicas than required.")
+NotEnoughReplicasAfterAppendError = _error(
+    20, "NOT_ENOUGH_REPLICAS_AFTER_APPEND", retriable=True,
+    doc="The batch was appended, but the ISR shrank below min.insync.replicas before it was replicated.",
+)
 InvalidRequiredAcksError = _error(21, "INVALID_REQUIRED_ACKS", doc="acks must be 0, 1 or -1 (all).")
 UnsupportedVersionError = _error(35, "UNSUPPORTED_VERSION", doc="The API version is not supported.")
 TopicAlreadyExistsError = _error(36, "TOPIC_ALREADY_EXISTS", doc="A topic with that name exists.")
@@ -61,6 +65,9 @@ UnknownApiError = _error(44, "UNKNOWN_API", doc="The API key is not known to the
 KafkaStorageError = _error(56, "STORAGE_ERROR", retriable=True, doc="The broker failed to read or write its disk.")
 FencedLeaderEpochError = _error(
     74, "FENCED_LEADER_EPOCH", retriable=True, doc="The leader epoch in the request is older than the current one."
+)
+UnknownLeaderEpochError = _error(
+    75, "UNKNOWN_LEADER_EPOCH", retriable=True, doc="The request's leader epoch is newer than the broker's."
 )
 StaleBrokerEpochError = _error(
     77, "STALE_BROKER_EPOCH", doc="The broker epoch is not the current registration's; register again."

@@ -17,6 +17,7 @@ from raftkafka.errors import (
     InvalidRequiredAcksError,
     NotLeaderError,
     RaftKafkaError,
+    RequestTimedOutError,
     UnknownTopicError,
 )
 from raftkafka.metadata.image import MetadataImage, TopicImage
@@ -24,7 +25,12 @@ from raftkafka.net.api import ACKS_ALL, SUPPORTED_VERSIONS, ApiKey, field, topic
 from raftkafka.net.server import NO_RESPONSE, Handler
 from raftkafka.structs import BrokerInfo
 
-from .replica_manager import ReplicaManager
+from .partition import NO_EPOCH
+from .replica_manager import ReadResult, ReplicaManager
+
+DEFAULT_PRODUCE_TIMEOUT_MS = 30_000
+FetchWanted = list[tuple[str, int, int, int, int]]
+"""``(topic, partition, offset, partition_max_bytes, leader_epoch)`` per partition of a fetch."""
 
 
 class ControllerChannel(Protocol):
@@ -78,6 +84,7 @@ class BrokerApi:
             ApiKey.CREATE_TOPICS: self.create_topics,
             ApiKey.DELETE_TOPICS: self.delete_topics,
             ApiKey.QUORUM_STATUS: self.quorum_status,
+            ApiKey.OFFSETS_FOR_LEADER_EPOCH: self.offsets_for_leader_epoch,
         }
 
     # API_VERSIONS, METADATA -----------------------------------------------------------------------
@@ -106,9 +113,11 @@ class BrokerApi:
         acks = field(body, "acks", int)
         if acks not in (0, 1, ACKS_ALL):
             raise InvalidRequiredAcksError(f"acks must be 0, 1 or -1 (all), not {acks}")
+        timeout_ms = field(body, "timeout_ms", int, DEFAULT_PRODUCE_TIMEOUT_MS)
         topics = topic_partition_lists(body)
         append = self.replicas.append
         results = []
+        delayed: list[tuple[list[Any], asyncio.Future[None]]] = []
         for topic, entries in topics:
             out = []
             for entry in entries:
@@ -116,70 +125,106 @@ class BrokerApi:
                 try:
                     if len(entry) != 2:
                         raise InvalidRequestError("produce partition entries are [partition, records]")
-                    out.append([partition, 0, append(topic, partition, entry[1]), None])
+                    base_offset, replicated = append(topic, partition, entry[1], acks)
+                    result = [partition, 0, base_offset, None]
+                    if replicated is not None:
+                        delayed.append((result, replicated))
+                    out.append(result)
                 except RaftKafkaError as exc:
                     exc = self._not_hosted(topic, partition, exc)
                     out.append([partition, exc.code, -1, exc.message])
             results.append([topic, out])
-        # With this broker as the only in-sync replica, acks=all is satisfied once the append returns.
-        return NO_RESPONSE if acks == 0 else {"topics": results}
+        if acks == 0:
+            return NO_RESPONSE
+        if delayed:
+            return self._produce_replicated({"topics": results}, delayed, timeout_ms / 1000)
+        return {"topics": results}
+
+    async def _produce_replicated(
+        self, response: Any, delayed: list[tuple[list[Any], asyncio.Future[None]]], timeout: float
+    ) -> Any:
+        """The acks=all answer once every appended partition's high watermark passed its batches, or with
+        ``REQUEST_TIMED_OUT`` for those still waiting after ``timeout`` seconds."""
+        await asyncio.wait([future for _, future in delayed], timeout=max(timeout, 0.0))
+        for result, future in delayed:
+            if not future.done():
+                future.cancel()
+                error: RaftKafkaError = RequestTimedOutError(
+                    f"the in-sync replicas did not replicate the batch within {timeout:g}s"
+                )
+            elif (exc := future.exception()) is None:
+                continue
+            else:
+                error = exc if isinstance(exc, RaftKafkaError) else RequestTimedOutError(str(exc))
+            result[1], result[3] = error.code, error.message
+        return response
 
     # FETCH ----------------------------------------------------------------------------------------
     def fetch(self, version: int, body: Any) -> Any:
         max_wait_ms = min(field(body, "max_wait_ms", int, 0), self._fetch_max_wait_ms_limit)
         min_bytes = field(body, "min_bytes", int, 1)
         max_bytes = field(body, "max_bytes", int, 50 * 1024 * 1024)
+        replica_id = field(body, "replica_id", int, -1)
         if max_bytes <= 0:
             raise InvalidFetchSizeError("max_bytes must be positive")
-        wanted: list[tuple[str, int, int, int]] = []
+        wanted: FetchWanted = []
         for topic, entries in topic_partition_lists(body):
             for entry in entries:
-                if len(entry) != 3 or type(entry[1]) is not int or type(entry[2]) is not int or entry[2] <= 0:
-                    raise InvalidRequestError("fetch partition entries are [partition, offset, max_bytes > 0]")
-                wanted.append((topic, entry[0], entry[1], entry[2]))
-        response, size = self._read(wanted, max_bytes)
+                if (
+                    len(entry) not in (3, 4)
+                    or not all(type(value) is int for value in entry)
+                    or entry[2] <= 0
+                ):
+                    raise InvalidRequestError(
+                        "fetch partition entries are [partition, offset, max_bytes > 0 (, leader_epoch)]"
+                    )
+                wanted.append((topic, entry[0], entry[1], entry[2], entry[3] if len(entry) == 4 else NO_EPOCH))
+        response, size = self._read(wanted, max_bytes, replica_id)
         if size >= min_bytes or max_wait_ms <= 0:
             return response
         # Register for wake-ups now, in the same loop step as the read: an append after this point wakes us.
-        keys = [(topic, partition) for topic, partition, _, _ in wanted]
+        keys = [(topic, partition) for topic, partition, _, _, _ in wanted]
         deadline = time.monotonic() + max_wait_ms / 1000
-        return self._fetch_later(wanted, keys, max_bytes, min_bytes, deadline, self._watch(keys))
-
-    def _watch(self, keys: list[tuple[str, int]]) -> asyncio.Future[None]:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.replicas.watch(keys, waiter)
-        return waiter
+        return self._fetch_later(wanted, keys, max_bytes, min_bytes, replica_id, deadline)
 
     async def _fetch_later(
         self,
-        wanted: list[tuple[str, int, int, int]],
+        wanted: FetchWanted,
         keys: list[tuple[str, int]],
         max_bytes: int,
         min_bytes: int,
+        replica_id: int,
         deadline: float,
-        waiter: asyncio.Future[None],
     ) -> Any:
+        loop = asyncio.get_running_loop()
         while True:
+            waiter: asyncio.Future[None] = loop.create_future()
+            self.replicas.watch(keys, waiter, replica=replica_id >= 0)
             try:
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                     await waiter
             except TimeoutError:
-                return self._read(wanted, max_bytes)[0]
-            response, size = self._read(wanted, max_bytes)
-            if size >= min_bytes or time.monotonic() >= deadline:
+                return self._read(wanted, max_bytes, replica_id)[0]
+            response, size = self._read(wanted, max_bytes, replica_id)
+            # A follower also returns at once for a new high watermark, so it learns it without delay.
+            if size >= min_bytes or replica_id >= 0 or time.monotonic() >= deadline:
                 return response
-            waiter = self._watch(keys)
 
-    def _read(self, wanted: list[tuple[str, int, int, int]], max_bytes: int) -> tuple[Any, int]:
-        read = self.replicas.read
+    def _read(self, wanted: FetchWanted, max_bytes: int, replica_id: int) -> tuple[Any, int]:
+        replicas = self.replicas
         by_topic: dict[str, list[list[Any]]] = {}
         total = 0
-        for topic, partition, offset, partition_max in wanted:
+        for topic, partition, offset, partition_max, leader_epoch in wanted:
             budget = min(partition_max, max_bytes - total)
             if budget <= 0:
                 by_topic.setdefault(topic, []).append([partition, 0, -1, -1, b""])
                 continue
-            error, high_watermark, log_start, records = read(topic, partition, offset, budget)
+            result: ReadResult
+            if replica_id >= 0:
+                result = replicas.read_for_follower(replica_id, topic, partition, offset, budget, leader_epoch)
+            else:
+                result = replicas.read(topic, partition, offset, budget, leader_epoch)
+            error, high_watermark, log_start, records = result
             if error == UnknownTopicError.code:
                 error = self._not_hosted(topic, partition, UnknownTopicError()).code
             total += len(records)
@@ -213,6 +258,23 @@ class BrokerApi:
             return exc
         leader = image_topic.partitions[partition].leader
         return NotLeaderError(f"broker {self.node_id} is not the leader of {topic}-{partition} (leader: {leader})")
+
+    # OFFSETS_FOR_LEADER_EPOCH ---------------------------------------------------------------------
+    def offsets_for_leader_epoch(self, version: int, body: Any) -> Any:
+        results = []
+        for topic, entries in topic_partition_lists(body):
+            out = []
+            for entry in entries:
+                partition = entry[0]
+                try:
+                    if len(entry) != 2 or type(entry[1]) is not int:
+                        raise InvalidRequestError("leader epoch entries are [partition, leader_epoch]")
+                    epoch, end_offset = self.replicas.end_offset_for_epoch(topic, partition, entry[1])
+                    out.append([partition, 0, epoch, end_offset])
+                except RaftKafkaError as exc:
+                    out.append([partition, self._not_hosted(topic, partition, exc).code, -1, -1])
+            results.append([topic, out])
+        return {"topics": results}
 
     # CREATE_TOPICS, DELETE_TOPICS -----------------------------------------------------------------
     def create_topics(self, version: int, body: Any) -> Any:

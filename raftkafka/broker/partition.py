@@ -1,4 +1,10 @@
-"""One partition replica hosted by this broker: its log, its role and the readers waiting for data.
+"""One partition replica hosted by this broker: its log, its role, the ISR state the leader keeps, the high
+watermark, and the readers and produce requests waiting on them.
+
+Kafka's ISR model: the leader records each follower's log end offset (the offset it asks to fetch next) and
+when it last caught up; the high watermark is the lowest log end offset among the in-sync replicas (the
+leader included), never decreasing; consumers read below it, followers up to the log end. A follower's high
+watermark is ``min(leader's high watermark, own log end offset)``, learned from each fetch.
 
 Event loop thread only.
 """
@@ -6,52 +12,258 @@ Event loop thread only.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from raftkafka.errors import NotLeaderError, OffsetOutOfRangeError
+from raftkafka.errors import (
+    FencedLeaderEpochError,
+    NotEnoughReplicasAfterAppendError,
+    NotEnoughReplicasError,
+    NotLeaderError,
+    OffsetOutOfRangeError,
+    UnknownLeaderEpochError,
+)
+from raftkafka.metadata.image import PartitionState
 from raftkafka.storage.partition_log import PartitionLog
 from raftkafka.storage.record_batch import BatchHeader
 
+log = logging.getLogger(__name__)
+
+MAX_WAITING_READERS = 64
+"""Long polls of one partition kept before the finished ones are pruned."""
+NO_EPOCH = -1
+"""A fetch that does not name the leader epoch it expects (consumers), so it is not checked."""
+
+ClockMs = Callable[[], int]
+HighWatermarkListener = Callable[["Partition"], None]
+
+
+def monotonic_ms() -> int:
+    """A monotonic clock in milliseconds (follower fetch and catch-up times)."""
+    return time.monotonic_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class FollowerState:
+    """What the leader knows of one follower: its log end offset (-1 until its first fetch in this leader
+    epoch), when it last caught up (Kafka: a fetch at or past the leader's log end offset, or one reaching
+    the log end offset the leader had at the follower's previous fetch), and when it last fetched."""
+
+    node_id: int
+    log_end_offset: int = -1
+    last_caught_up_ms: int = 0
+    last_fetch_ms: int = 0
+    last_fetch_leader_end_offset: int = 0
+    """The leader's log end offset when this follower last fetched."""
+
 
 class Partition:
-    """A replica of ``topic``-``partition`` on this broker, leader or follower."""
+    """A replica of ``topic``-``partition`` on this broker, leader or follower.
 
-    __slots__ = ("_waiters", "is_leader", "leader_epoch", "leader_id", "log", "partition", "topic", "topic_id")
+    Role and membership come from the metadata image (``update``); ``isr`` and ``partition_epoch`` are the
+    image's. The ISR manager reads ``followers``/``isr`` and listens on ``on_high_watermark_change``.
+    """
 
-    def __init__(self, topic: str, partition: int, topic_id: str, log: PartitionLog) -> None:
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        topic_id: str,
+        log: PartitionLog,
+        local_id: int,
+        *,
+        high_watermark: int = 0,
+        clock_ms: ClockMs = monotonic_ms,
+    ) -> None:
         self.topic = topic
         self.partition = partition
         self.topic_id = topic_id
         self.log = log
+        self.local_id = local_id
         self.leader_id = -1
         self.leader_epoch = -1
+        self.partition_epoch = -1
+        self.replicas: tuple[int, ...] = ()
+        self.isr: tuple[int, ...] = ()
         self.is_leader = False
-        self._waiters: list[asyncio.Future[None]] = []
+        self.followers: dict[int, FollowerState] = {}
+        self.on_high_watermark_change: list[HighWatermarkListener] = []
+        self._high_watermark = min(high_watermark, log.log_end_offset)
+        self._clock_ms = clock_ms
+        self._readers: list[asyncio.Future[None]] = []
+        self._replica_readers: list[asyncio.Future[None]] = []
+        self._delayed_produces: list[tuple[int, asyncio.Future[None]]] = []
 
-    def set_role(self, leader_id: int, leader_epoch: int, local_id: int) -> None:
-        """Follow the controller's decision about who leads, at which epoch."""
-        self.leader_id = leader_id
-        self.leader_epoch = leader_epoch
-        self.is_leader = leader_id == local_id
+    # -- role -----------------------------------------------------------------------------------------
+
+    def update(self, state: PartitionState) -> bool:
+        """Adopt the image's view of the partition; True when this replica became a follower or follows at a
+        new leader epoch (the fetcher must truncate it against the leader before fetching)."""
+        was_leader, old_epoch, old_leader = self.is_leader, self.leader_epoch, self.leader_id
+        self.replicas, self.isr, self.partition_epoch = state.replicas, state.isr, state.partition_epoch
+        self.leader_id, self.leader_epoch = state.leader, state.leader_epoch
+        self.is_leader = state.leader == self.local_id
+        new_term = state.leader_epoch != old_epoch or state.leader != old_leader
+        if self.is_leader:
+            if new_term or not was_leader:
+                self._become_leader()
+            else:
+                self._sync_followers()
+            self.maybe_advance_high_watermark()
+            return False
+        if was_leader:
+            self._step_down()
+        return new_term or was_leader
+
+    def _become_leader(self) -> None:
+        now = self._clock_ms()
+        self.log.assign_leader_epoch(self.leader_epoch)
+        # Every follower starts unknown; ISR members count as caught up now, so none is dropped at once.
+        self.followers = {
+            r: FollowerState(r, last_caught_up_ms=now if r in self.isr else 0, last_fetch_ms=now)
+            for r in self.replicas
+            if r != self.local_id
+        }
+        log.info("leader of %s-%d at epoch %d (log end %d, high watermark %d)", self.topic, self.partition,
+                 self.leader_epoch, self.log.log_end_offset, self._high_watermark)
+
+    def _sync_followers(self) -> None:
+        now = self._clock_ms()
+        for r in self.replicas:
+            if r != self.local_id and r not in self.followers:
+                self.followers[r] = FollowerState(r, last_fetch_ms=now)
+        for r in [r for r in self.followers if r not in self.replicas]:
+            del self.followers[r]
+
+    def _step_down(self) -> None:
+        self.followers = {}
+        self._fail_delayed_produces(NotLeaderError(f"{self.topic}-{self.partition} lost its leadership"))
+        self._wake(self._readers)
+        self._wake(self._replica_readers)
+
+    def check_leader(self, leader_epoch: int = NO_EPOCH) -> None:
+        """Raise unless this replica leads at ``leader_epoch`` (any epoch for ``NO_EPOCH``)."""
+        if not self.is_leader:
+            raise NotLeaderError(f"broker {self.local_id} is not the leader of {self.topic}-{self.partition}")
+        if leader_epoch in (NO_EPOCH, self.leader_epoch):
+            return
+        if leader_epoch < self.leader_epoch:
+            raise FencedLeaderEpochError(
+                f"leader epoch {leader_epoch} of {self.topic}-{self.partition} is older than {self.leader_epoch}"
+            )
+        raise UnknownLeaderEpochError(
+            f"leader epoch {leader_epoch} of {self.topic}-{self.partition} is newer than {self.leader_epoch}"
+        )
+
+    # -- high watermark ---------------------------------------------------------------------------------
 
     @property
     def high_watermark(self) -> int:
-        """The offset below which records are committed and visible to consumers.
+        """The offset below which records are committed and visible to consumers."""
+        return self._high_watermark
 
-        With this broker as the only in-sync replica, everything appended is committed.
-        """
-        return self.log.log_end_offset
+    def maybe_advance_high_watermark(self) -> bool:
+        """(Leader) Move the high watermark to the lowest log end offset of the ISR if that is higher; True
+        if it moved. A follower in the ISR that has not fetched in this epoch holds it where it is."""
+        if not self.is_leader:
+            return False
+        candidate = self.log.log_end_offset
+        followers = self.followers
+        for r in self.isr:
+            if r != self.local_id:
+                state = followers.get(r)
+                if state is None or state.log_end_offset < 0:
+                    return False
+                candidate = min(candidate, state.log_end_offset)
+        if candidate <= self._high_watermark:
+            return False
+        self._set_high_watermark(candidate)
+        return True
+
+    def update_follower_high_watermark(self, leader_high_watermark: int) -> None:
+        """(Follower) Take the leader's high watermark, capped by the own log end offset."""
+        candidate = min(leader_high_watermark, self.log.log_end_offset)
+        if candidate > self._high_watermark:
+            self._set_high_watermark(candidate)
+
+    def _set_high_watermark(self, offset: int) -> None:
+        self._high_watermark = offset
+        self._wake(self._readers)
+        self._wake(self._replica_readers)  # followers learn the new high watermark at once
+        if self._delayed_produces:
+            self._complete_delayed_produces()
+        for listener in self.on_high_watermark_change:
+            listener(self)
+
+    # -- leader: produce --------------------------------------------------------------------------------
+
+    def check_enough_replicas(self) -> None:
+        """(acks=all) ``NotEnoughReplicasError`` when the ISR is smaller than ``min.insync.replicas``."""
+        required = self.log.config.min_insync_replicas
+        if len(self.isr) < required:
+            raise NotEnoughReplicasError(
+                f"{self.topic}-{self.partition} has {len(self.isr)} in-sync replica(s) {list(self.isr)}; "
+                f"min.insync.replicas is {required}"
+            )
 
     def append_as_leader(self, batches: bytearray, headers: list[BatchHeader]) -> int:
         """Append validated ``batches`` (stamped in place); returns the first offset assigned."""
-        if not self.is_leader:
-            raise NotLeaderError(f"broker is not the leader of {self.topic}-{self.partition}")
+        self.check_leader()
         base_offset, _ = self.log.append(batches, leader_epoch=self.leader_epoch, headers=headers)
-        self._wake_readers()
+        self._wake(self._replica_readers)
+        self.maybe_advance_high_watermark()
         return base_offset
 
+    def wait_for_high_watermark(self, offset: int) -> asyncio.Future[None] | None:
+        """(acks=all) None if the high watermark is already at or past ``offset`` with enough in-sync
+        replicas; else a future resolved when it gets there (``NotEnoughReplicasAfterAppendError`` if the
+        ISR shrank below ``min.insync.replicas`` meanwhile, ``NotLeaderError`` if leadership moves).
+        Cancel the future to give up waiting."""
+        if self._high_watermark >= offset:
+            self._check_enough_after_append()
+            return None
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._delayed_produces.append((offset, future))
+        return future
+
+    def _complete_delayed_produces(self) -> None:
+        high_watermark = self._high_watermark
+        waiting = []
+        for offset, future in self._delayed_produces:
+            if future.done():
+                continue
+            if offset > high_watermark:
+                waiting.append((offset, future))
+                continue
+            try:
+                self._check_enough_after_append()
+            except NotEnoughReplicasAfterAppendError as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(None)
+        self._delayed_produces = waiting
+
+    def _check_enough_after_append(self) -> None:
+        required = self.log.config.min_insync_replicas
+        if len(self.isr) < required:
+            raise NotEnoughReplicasAfterAppendError(
+                f"{self.topic}-{self.partition} has {len(self.isr)} in-sync replica(s); "
+                f"min.insync.replicas is {required}"
+            )
+
+    def _fail_delayed_produces(self, exc: Exception) -> None:
+        delayed, self._delayed_produces = self._delayed_produces, []
+        for _, future in delayed:
+            if not future.done():
+                future.set_exception(exc)
+
+    # -- leader: fetch ------------------------------------------------------------------------------------
+
     def read(self, offset: int, max_bytes: int) -> bytes:
-        """Whole batches from ``offset`` up to the high watermark (empty at the high watermark)."""
-        high_watermark = self.high_watermark
+        """(Consumers) Whole batches from ``offset`` up to the high watermark (empty at the high watermark)."""
+        high_watermark = self._high_watermark
         if offset > high_watermark:
             raise OffsetOutOfRangeError(
                 f"offset {offset} is past the high watermark {high_watermark} of {self.topic}-{self.partition}"
@@ -60,19 +272,66 @@ class Partition:
             return b""
         return self.log.read(offset, max_bytes, max_offset=high_watermark)
 
-    def add_reader(self, waiter: asyncio.Future[None]) -> None:
-        """Resolve ``waiter`` when new records become visible."""
-        if len(self._waiters) >= 64:  # long polls that timed out on an idle partition: forget them
-            self._waiters = [w for w in self._waiters if not w.done()]
-        self._waiters.append(waiter)
+    def read_for_follower(self, follower_id: int, offset: int, max_bytes: int, leader_epoch: int) -> bytes:
+        """(Replica fetch) Record ``follower_id``'s fetch of ``offset`` (its log end offset), advance the high
+        watermark, and return whole batches from ``offset`` up to the log end."""
+        self.check_leader(leader_epoch)
+        end = self.log.log_end_offset
+        if offset > end:
+            raise OffsetOutOfRangeError(
+                f"follower {follower_id} fetches {self.topic}-{self.partition} at {offset}, past the log end {end}"
+            )
+        state = self.followers.get(follower_id)
+        if state is not None:
+            now = self._clock_ms()
+            if offset >= end:
+                state.last_caught_up_ms = now
+            elif offset >= state.last_fetch_leader_end_offset:
+                state.last_caught_up_ms = max(state.last_caught_up_ms, state.last_fetch_ms)
+            state.log_end_offset = offset
+            state.last_fetch_ms = now
+            state.last_fetch_leader_end_offset = end
+            self.maybe_advance_high_watermark()
+        return self.log.read(offset, max_bytes) if offset < end else b""
 
-    def _wake_readers(self) -> None:
-        if self._waiters:
-            waiters, self._waiters = self._waiters, []
-            for waiter in waiters:
+    def add_reader(self, waiter: asyncio.Future[None], *, replica: bool = False) -> None:
+        """Resolve ``waiter`` when the high watermark moves (consumers) or, for a ``replica`` fetch, also
+        when records are appended."""
+        readers = self._replica_readers if replica else self._readers
+        if len(readers) >= MAX_WAITING_READERS:  # long polls that timed out on an idle partition: forget them
+            readers[:] = [w for w in readers if not w.done()]
+        readers.append(waiter)
+
+    @staticmethod
+    def _wake(waiters: list[asyncio.Future[None]]) -> None:
+        if waiters:
+            woken = waiters[:]
+            waiters.clear()
+            for waiter in woken:
                 if not waiter.done():
                     waiter.set_result(None)
 
+    # -- follower -----------------------------------------------------------------------------------------
+
+    def append_as_follower(self, batches: bytes | bytearray | memoryview) -> int:
+        """Append batches fetched from the leader as they are; returns the new log end offset."""
+        if self.is_leader:
+            raise NotLeaderError(f"{self.topic}-{self.partition} is led here; it takes no follower appends")
+        return self.log.append_as_follower(batches)
+
+    def truncate_to(self, offset: int) -> int:
+        """(Follower) Drop the log from ``offset`` on (and the epoch cache); returns the new log end offset."""
+        end = self.log.truncate_to(offset)
+        self._high_watermark = min(self._high_watermark, end)
+        return end
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """(Follower) Empty the log and restart it at ``offset`` (the leader's log start moved past ours)."""
+        self.log.truncate_fully_and_start_at(offset)
+        self._high_watermark = offset
+
     def detach(self) -> None:
-        """Wake every waiting reader: this replica leaves the broker (its log belongs to the LogManager)."""
-        self._wake_readers()
+        """Wake every waiting reader and fail waiting produces: this replica leaves the broker (its log
+        belongs to the LogManager)."""
+        self._step_down()
+        self.is_leader = False

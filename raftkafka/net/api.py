@@ -12,10 +12,27 @@ METADATA           ``{"topics": [name, ...] | None, "include_config": bool}`` �
                    "partitions": [[id, leader, leader_epoch, replicas, isr], ...], "config": {k: v}}]}``
 PRODUCE            ``{"acks": 0|1|-1, "timeout_ms", "topics": [[topic, [[partition, batches_bytes], ...]], ...]}``
                    → ``{"topics": [[topic, [[partition, error, base_offset, message], ...]], ...]}``;
-                   no response at all when acks is 0
-FETCH              ``{"max_wait_ms", "min_bytes", "max_bytes",
-                   "topics": [[topic, [[partition, offset, partition_max_bytes], ...]], ...]}`` →
-                   ``{"topics": [[topic, [[partition, error, high_watermark, log_start_offset, records], ...]]]}``
+                   no response at all when acks is 0. acks=1 answers after the leader's append; acks=-1 (all)
+                   fails with ``NOT_ENOUGH_REPLICAS`` (nothing appended) when the ISR is smaller than the
+                   topic's ``min.insync.replicas``, else answers once the high watermark passed the batches
+                   (``NOT_ENOUGH_REPLICAS_AFTER_APPEND`` if the ISR shrank below it meanwhile,
+                   ``REQUEST_TIMED_OUT`` after ``timeout_ms``, default 30000, ``NOT_LEADER`` if leadership moved).
+FETCH              ``{"max_wait_ms", "min_bytes", "max_bytes", "replica_id" (optional, -1),
+                   "topics": [[topic, [[partition, offset, partition_max_bytes(, leader_epoch)], ...]], ...]}``
+                   → ``{"topics": [[topic, [[partition, error, high_watermark, log_start_offset, records], ...]]]}``.
+                   Consumers (``replica_id`` -1) read below the high watermark. A follower sends its node id as
+                   ``replica_id`` and its log end offset as ``offset``: it reads up to the leader's log end, the
+                   leader records the offset as the follower's log end offset, and a long poll also returns
+                   when the high watermark moves; ``OFFSET_OUT_OF_RANGE`` answers to a follower carry the high
+                   watermark and log start offset. With ``leader_epoch`` (not -1) the partition is served only
+                   at that leader epoch: ``FENCED_LEADER_EPOCH`` when it is older than the broker's,
+                   ``UNKNOWN_LEADER_EPOCH`` when newer.
+OFFSETS_FOR_LEADER_EPOCH ``{"topics": [[topic, [[partition, leader_epoch], ...]], ...]}`` → ``{"topics": [[topic,
+                   [[partition, error, leader_epoch, end_offset], ...]], ...]}``, answered by the partition's
+                   leader (else ``NOT_LEADER``): the largest epoch at or below the asked one in its leader epoch
+                   cache and the offset where that epoch ends (the start of the next epoch, or the log end
+                   offset for the current epoch); -1, -1 when the asked epoch is newer than every epoch it has.
+                   A new follower truncates its log there before fetching.
 LIST_OFFSETS       ``{"topics": [[topic, [[partition, timestamp], ...]], ...]}`` (timestamp -1 latest,
                    -2 earliest) → ``{"topics": [[topic, [[partition, error, offset, timestamp], ...]], ...]}``
 CREATE_TOPICS      ``{"topics": [{"name", "partitions", "replication_factor", "config": {k: v}}],
@@ -74,8 +91,8 @@ ALTER_PARTITION    ``{"broker_id", "broker_epoch", "topics": [[topic, [[partitio
                    the ``PartitionChange`` committed and carries the partition's state after it (leader and leader
                    epoch unchanged, ``partition_epoch`` one higher; unchanged state when ``new_isr`` is the current
                    ISR); on an error the other fields hold the controller's current state (``UNKNOWN_TOPIC``
-                   and -1/[] for a partition it does not know). ``STALE_BROKER_EPOCH`` for the whole request when ``broker_epoch`` is not the
-                   broker's current registration.
+                   and -1/[] for a partition it does not know). ``STALE_BROKER_EPOCH`` for the whole request
+                   when ``broker_epoch`` is not the broker's current registration.
 =================  ==========================================================================================
 
 A request that fails as a whole is answered with its error code and the body ``{"message": str}``.
@@ -99,6 +116,7 @@ class ApiKey(IntEnum):
     LIST_OFFSETS = 4
     CREATE_TOPICS = 5
     DELETE_TOPICS = 6
+    OFFSETS_FOR_LEADER_EPOCH = 7
     BROKER_REGISTER = 20
     BROKER_HEARTBEAT = 21
     METADATA_LOG = 22

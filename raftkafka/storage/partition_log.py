@@ -8,16 +8,18 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from raftkafka.errors import KafkaStorageError, OffsetOutOfRangeError
+from raftkafka.errors import CorruptBatchError, KafkaStorageError, OffsetOutOfRangeError
+from raftkafka.storage.leader_epoch_cache import LeaderEpochCache
 from raftkafka.storage.log_config import NEVER, LogConfig
 from raftkafka.storage.offset_index import INDEX_SUFFIX
 from raftkafka.storage.record_batch import (
     HEADER_SIZE,
     BatchHeader,
     complete_prefix,
+    iter_batches,
     read_header,
     stamp,
     validate_batches,
@@ -27,6 +29,8 @@ from raftkafka.storage.time_index import TIME_INDEX_SUFFIX
 
 logger = logging.getLogger(__name__)
 
+EPOCH_SCAN_CHUNK = 1 << 20
+"""Bytes read at a time when rebuilding the leader epoch cache from batch headers."""
 POSITION_CACHE_SIZE = 64
 """How many (offset -> file position) hints to keep for sequential readers at or near the tail."""
 
@@ -44,11 +48,21 @@ class PartitionLog:
     Not thread-safe: only the broker's event loop thread may call it. After a failed write, fsync or
     file operation the log is *offline*: every later call raises ``KafkaStorageError`` (a failed
     fsync is never retried; the partition is recovered from disk on restart or from replicas).
+
+    ``leader_epoch_cache`` follows the log: appends record new epochs, truncation and retention trim it.
     """
 
-    def __init__(self, directory: Path, config: LogConfig, segments: list[LogSegment], clock_ms: Clock) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        config: LogConfig,
+        segments: list[LogSegment],
+        clock_ms: Clock,
+        leader_epoch_cache: LeaderEpochCache,
+    ) -> None:
         self.directory = directory
         self.config = config
+        self.leader_epoch_cache = leader_epoch_cache
         self._segments = segments
         self._bases = [segment.base_offset for segment in segments]
         self._clock_ms = clock_ms
@@ -86,6 +100,9 @@ class PartitionLog:
                     )
             if not segments:
                 segments.append(LogSegment.create(directory, 0, config.index_interval_bytes))
+            epoch_cache = LeaderEpochCache.load(directory, _batch_epochs(segments))
+            epoch_cache.truncate_from_end(segments[-1].next_offset)
+            epoch_cache.truncate_from_start(segments[0].base_offset)
         except (OSError, KafkaStorageError) as exc:
             for segment in segments:
                 with contextlib.suppress(OSError):
@@ -93,7 +110,7 @@ class PartitionLog:
             if isinstance(exc, KafkaStorageError):
                 raise
             raise KafkaStorageError(f"cannot open the log in {directory}: {exc}") from exc
-        return cls(directory, config, segments, clock_ms)
+        return cls(directory, config, segments, clock_ms, epoch_cache)
 
     # -- state --------------------------------------------------------------------------------------
 
@@ -148,12 +165,58 @@ class PartitionLog:
             stamp(batches, header.position, base_offset + record_count, leader_epoch)
             record_count += header.record_count
             max_timestamp = max(max_timestamp, header.max_timestamp)
+        self._write(batches, headers, base_offset, record_count, max_timestamp, [(leader_epoch, base_offset)])
+        return base_offset, base_offset + record_count - 1
+
+    def append_as_follower(self, batches: bytes | bytearray | memoryview) -> int:
+        """Append batches fetched from the leader as they are (offsets and leader epochs already stamped);
+        return the new log end offset.
+
+        Every batch is validated with its CRC; ``CorruptBatchError`` unless the first starts at the log end
+        offset, each starts where the previous ends and leader epochs never decrease.
+        """
+        self._check_online()
+        headers = validate_batches(batches)
+        expected = base_offset = self.log_end_offset
+        epoch = self.leader_epoch_cache.latest_epoch
+        epoch_starts = []
+        max_timestamp = headers[0].max_timestamp
+        for header in headers:
+            if header.base_offset != expected:
+                raise CorruptBatchError(
+                    f"fetched batch at offset {header.base_offset} does not follow {expected} in {self.directory.name}"
+                )
+            if header.leader_epoch != epoch:
+                if header.leader_epoch < epoch:
+                    raise CorruptBatchError(
+                        f"fetched batch at offset {header.base_offset} has leader epoch {header.leader_epoch}, "
+                        f"older than {epoch} in {self.directory.name}"
+                    )
+                epoch = header.leader_epoch
+                epoch_starts.append((epoch, header.base_offset))
+            expected = header.next_offset
+            max_timestamp = max(max_timestamp, header.max_timestamp)
+        self._write(batches, headers, base_offset, expected - base_offset, max_timestamp, epoch_starts)
+        return expected
+
+    def _write(
+        self,
+        batches: bytes | bytearray | memoryview,
+        headers: list[BatchHeader],
+        base_offset: int,
+        record_count: int,
+        max_timestamp: int,
+        epoch_starts: list[tuple[int, int]],
+    ) -> None:
+        """Write stamped ``batches`` at the log end, note new leader epochs, flush by the policy."""
         try:
             if self._segments[-1].should_roll(self.config, len(batches), record_count, max_timestamp):
                 self._roll()
             active = self._segments[-1]
             position = active.size
             active.append(batches, headers, base_offset)
+            for epoch, start_offset in epoch_starts:
+                self.leader_epoch_cache.assign(epoch, start_offset)
         except OSError as exc:
             raise self._go_offline(f"cannot append to {self._segments[-1].path}", exc) from exc
         self._remember(base_offset, active, position)
@@ -162,7 +225,18 @@ class PartitionLog:
             self.flush()
         elif self.config.flush_ms != NEVER:
             self.flush_if_due(self._clock_ms())
-        return base_offset, base_offset + record_count - 1
+
+    def assign_leader_epoch(self, epoch: int) -> None:
+        """Note that ``epoch`` writes from the log end offset on (a new leader, before its first append)."""
+        self._check_online()
+        try:
+            self.leader_epoch_cache.assign(epoch, self.log_end_offset)
+        except OSError as exc:
+            raise self._go_offline(f"cannot write the leader epochs of {self.directory}", exc) from exc
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """``(epoch found, end offset)`` of ``epoch`` in this log (see ``LeaderEpochCache.end_offset_for``)."""
+        return self.leader_epoch_cache.end_offset_for(epoch, self.log_end_offset)
 
     def _roll(self) -> None:
         old = self._segments[-1]
@@ -273,6 +347,10 @@ class PartitionLog:
         except OSError as exc:
             raise self._go_offline(f"cannot delete {segment.path}", exc) from exc
         self._directory_dirty = True
+        try:
+            self.leader_epoch_cache.truncate_from_start(self.log_start_offset)
+        except OSError as exc:
+            raise self._go_offline(f"cannot write the leader epochs of {self.directory}", exc) from exc
         logger.info("deleted segment %s; log start offset is now %d", segment.path, self.log_start_offset)
 
     def truncate_to(self, offset: int) -> int:
@@ -287,17 +365,36 @@ class PartitionLog:
                 self._segments.pop().delete()
                 self._bases.pop()
             if offset <= self.log_start_offset:
-                self._segments.pop().delete()
-                self._bases.pop()
-                self._segments.append(LogSegment.create(self.directory, offset, self.config.index_interval_bytes))
-                self._bases.append(offset)
+                self._restart_at(offset)
             else:
                 self._segments[-1].truncate_to(offset)
+                self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
             self._segments[-1].index_interval_bytes = self.config.index_interval_bytes
             self._directory_dirty = True
         except OSError as exc:
             raise self._go_offline(f"cannot truncate {self.directory}", exc) from exc
         return self.log_end_offset
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop every batch and restart the log empty at ``offset`` (a follower behind the leader's log start)."""
+        self._check_online()
+        self._positions.clear()
+        try:
+            while len(self._segments) > 1:
+                self._segments.pop().delete()
+                self._bases.pop()
+            self._restart_at(offset)
+            self._directory_dirty = True
+        except OSError as exc:
+            raise self._go_offline(f"cannot truncate {self.directory}", exc) from exc
+
+    def _restart_at(self, offset: int) -> None:
+        """Replace the only segment by an empty one at ``offset``; forget every leader epoch."""
+        self._segments.pop().delete()
+        self._bases.pop()
+        self._segments.append(LogSegment.create(self.directory, offset, self.config.index_interval_bytes))
+        self._bases.append(offset)
+        self.leader_epoch_cache.clear()
 
     # -- durability ---------------------------------------------------------------------------------
 
@@ -344,6 +441,25 @@ class PartitionLog:
         self._offline_reason = f"{action}: {exc}"
         logger.error("taking the log in %s offline: %s", self.directory, self._offline_reason)
         return KafkaStorageError(self._offline_reason)
+
+
+def _batch_epochs(segments: list[LogSegment]) -> Iterator[tuple[int, int]]:
+    """``(leader_epoch, base_offset)`` of every batch of ``segments``, oldest first (headers only)."""
+    for segment in segments:
+        position = 0
+        while position < segment.size:
+            chunk = segment.read(position, EPOCH_SCAN_CHUNK)
+            consumed = 0
+            for header in iter_batches(chunk):
+                yield header.leader_epoch, header.base_offset
+                consumed = header.end
+            if consumed == 0:  # one batch larger than the chunk: step over it by its header
+                if len(chunk) < HEADER_SIZE:
+                    return
+                header = read_header(chunk)
+                yield header.leader_epoch, header.base_offset
+                consumed = header.size
+            position += consumed
 
 
 def _clean_directory(directory: Path) -> list[int]:
