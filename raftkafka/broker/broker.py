@@ -1,5 +1,10 @@
 """The broker process: wires storage, the request server, the metadata image and the controller together.
 
+Identity: the cluster id is the one in the metadata image (committed by the first active controller);
+``start`` waits for it and checks it against the data dir's ``meta.properties`` before touching any
+partition. The data dir's lock (taken by the ``LogManager``) proves the previous process on it gone,
+so the broker names that process's incarnation when it registers and replaces it at once.
+
 Event loop thread only.
 """
 
@@ -13,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from raftkafka.metadata.image import MetadataImage
+from raftkafka.metadata.meta_properties import ensure_meta_properties, replace_incarnation
 from raftkafka.metadata.records import MetadataRecord
 from raftkafka.net.server import RequestServer
 from raftkafka.storage.log_manager import LogManager
@@ -27,6 +33,8 @@ log = logging.getLogger(__name__)
 
 REGISTRATION_VISIBLE_TIMEOUT_S = 10.0
 """How long ``start`` waits for the broker's own registration to reach its image before listening anyway."""
+CLUSTER_ID_REPORT_S = 5.0
+"""How often a broker still waiting for the controllers to commit a cluster id says so."""
 
 CommitListener = Callable[[MetadataImage, Sequence[MetadataRecord], int], None]
 
@@ -57,49 +65,56 @@ class Broker:
         controller: BrokerController,
         metadata: MetadataSource,
         *,
-        cluster_id: str,
         heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
         requested_heartbeat_interval_ms: Callable[[], int | None] = lambda: None,
         shutdown_timeout_s: float = 10.0,
         duplicate_timeout_s: float = DEFAULT_DUPLICATE_TIMEOUT_S,
     ) -> None:
         self.config = config.validate()
-        self.cluster_id = cluster_id
+        self.cluster_id: str | None = None
+        """The metadata image's cluster id, once ``start`` has it."""
         self.controller = controller
         self.metadata = metadata
+        self.log_manager = LogManager(config.logs_dir, config.log_defaults)  # locks the data dir first
         self.incarnation_id = uuid.uuid4().hex
         self.lifecycle = BrokerLifecycle(
             controller,
             node_id=config.node_id,
             incarnation_id=self.incarnation_id,
+            previous_incarnation_id=replace_incarnation(config.data_dir, self.incarnation_id),
             metadata_offset=lambda: self.metadata.image.offset,
             heartbeat_interval_ms=heartbeat_interval_ms,
             requested_interval_ms=requested_heartbeat_interval_ms,
             shutdown_timeout_s=shutdown_timeout_s,
             duplicate_timeout_s=duplicate_timeout_s,
         )
-        self.log_manager = LogManager(config.logs_dir, config.log_defaults)
         self.replicas = ReplicaManager(config.node_id, self.log_manager, config.log_defaults)
         self.server: RequestServer | None = None
         self.address: tuple[str, int] | None = None
         self._image_waiters: list[tuple[Callable[[MetadataImage], bool], asyncio.Future[None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._replicas_follow_image = False
 
     async def start(self) -> tuple[str, int]:
-        """Recover local partitions, register with the controller, start listening and heartbeating; returns
-        the address. The metadata source should have caught up before (the broker serves its image).
+        """Join the cluster, recover local partitions, register with the controller, start listening and
+        heartbeating; returns the address. The metadata source should have caught up before (the broker
+        serves its image).
 
-        Registration comes first, so that once the broker answers, the controller counts it as live; only
-        a broker on port 0 without an advertised port listens first (its port is known once bound).
+        Joining waits for the image's cluster id and raises ``InconsistentClusterIdError`` (or
+        ``InvalidConfigError`` for another node id) if the data dir belongs elsewhere. Registration comes
+        before listening, so that once the broker answers, the controller counts it as live; only a broker
+        on port 0 without an advertised port listens first (its port is known once bound).
         """
         config = self.config
+        self.metadata.add_listener(self._on_commit)
+        cluster_id = await self._join_cluster()
         image = self.metadata.image
         self.replicas.apply_image(image)
         self.replicas.remove_strays(image)
-        self.metadata.add_listener(self._on_commit)
+        self._replicas_follow_image = True
         api = BrokerApi(
             node_id=config.node_id,
-            cluster_id=self.cluster_id,
+            cluster_id=cluster_id,
             replicas=self.replicas,
             controller=self.controller,
             image=lambda: self.metadata.image,
@@ -130,6 +145,16 @@ class Broker:
         log.info("broker %d listening on %s:%d", config.node_id, *self.address)
         return self.address
 
+    async def _join_cluster(self) -> str:
+        """The image's cluster id, once the controllers have committed one, checked against the data dir."""
+        while not await self.wait_for_image(lambda image: image.cluster_id is not None, CLUSTER_ID_REPORT_S):
+            log.warning("broker %d: waiting for the controllers to commit a cluster id", self.config.node_id)
+        cluster_id = self.metadata.image.cluster_id
+        assert cluster_id is not None
+        ensure_meta_properties(self.config.data_dir, cluster_id, self.config.node_id)
+        self.cluster_id = cluster_id
+        return cluster_id
+
     def _live_brokers(self) -> list[BrokerInfo]:
         return [
             BrokerInfo(b.node_id, b.host, b.port)
@@ -138,7 +163,8 @@ class Broker:
         ]
 
     def _on_commit(self, image: MetadataImage, records: Sequence[MetadataRecord], first_offset: int) -> None:
-        self.replicas.apply_image(image)
+        if self._replicas_follow_image:
+            self.replicas.apply_image(image)
         if self._image_waiters:
             waiting = []
             for predicate, future in self._image_waiters:

@@ -100,12 +100,16 @@ class RemoteController:
         body = {"topics": names, "timeout_ms": self._timeout_ms()}
         return _topic_results(await self.request(ApiKey.DELETE_TOPICS, body, idempotent=False))
 
-    async def register_broker(self, node_id: int, host: str, port: int, incarnation_id: str) -> int:
+    async def register_broker(
+        self, node_id: int, host: str, port: int, incarnation_id: str, previous_incarnation_id: str | None = None
+    ) -> int:
         """Register this broker process and return its broker epoch.
 
         Raises ``DuplicateBrokerRegistrationError`` if another live incarnation holds the node id.
         """
-        body = {"node_id": node_id, "host": host, "port": port, "incarnation_id": incarnation_id}
+        body: dict[str, Any] = {"node_id": node_id, "host": host, "port": port, "incarnation_id": incarnation_id}
+        if previous_incarnation_id is not None:
+            body["previous_incarnation_id"] = previous_incarnation_id
         answer = await self.request(ApiKey.BROKER_REGISTER, body)
         self._note_heartbeat_interval(answer)
         return field(answer, "broker_epoch", int)

@@ -1,7 +1,8 @@
 """The broker's life with the controller: registration, heartbeats and controlled shutdown.
 
-At start the broker registers (node id, listener, an incarnation id new for every process start),
-retrying until the quorum answers. ``DuplicateBrokerRegistrationError`` (another live process holds
+At start the broker registers (node id, listener, an incarnation id new for every process start, and
+the incarnation that used its data dir before, which the data dir's lock proves gone), retrying until
+the quorum answers. ``DuplicateBrokerRegistrationError`` (another live process holds
 the node id) is retried only until the previous incarnation's session must have expired (a broker
 restarted after ``kill -9``, or after a restart of the whole cluster, meets its own predecessor),
 then it is fatal. Then it heartbeats every ``heartbeat_interval_ms`` (or at the shorter interval the
@@ -43,8 +44,11 @@ DEFAULT_DUPLICATE_TIMEOUT_S = 30.0
 class LifecycleChannel(Protocol):
     """The controller operations of a broker's lifecycle (``RemoteController``, or the in-process controller)."""
 
-    async def register_broker(self, node_id: int, host: str, port: int, incarnation_id: str) -> int:
-        """Register this broker process and return its broker epoch."""
+    async def register_broker(
+        self, node_id: int, host: str, port: int, incarnation_id: str, previous_incarnation_id: str | None = None
+    ) -> int:
+        """Register this broker process and return its broker epoch (``previous_incarnation_id``: its data
+        dir's previous process, known to be gone)."""
         ...
 
     async def heartbeat(
@@ -63,6 +67,7 @@ class BrokerLifecycle:
         *,
         node_id: int,
         incarnation_id: str,
+        previous_incarnation_id: str | None = None,
         metadata_offset: Callable[[], int],
         heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS,
         requested_interval_ms: Callable[[], int | None] = lambda: None,
@@ -73,6 +78,7 @@ class BrokerLifecycle:
         self._channel = channel
         self.node_id = node_id
         self.incarnation_id = incarnation_id
+        self.previous_incarnation_id = previous_incarnation_id
         self._metadata_offset = metadata_offset
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self._requested_interval_ms = requested_interval_ms
@@ -103,7 +109,9 @@ class BrokerLifecycle:
         first_refusal: float | None = None
         while True:
             try:
-                self.broker_epoch = await self._channel.register_broker(self.node_id, host, port, self.incarnation_id)
+                self.broker_epoch = await self._channel.register_broker(
+                    self.node_id, host, port, self.incarnation_id, self.previous_incarnation_id
+                )
                 break
             except DuplicateBrokerRegistrationError as exc:
                 now = time.monotonic()

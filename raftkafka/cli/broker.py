@@ -20,7 +20,6 @@ from raftkafka.broker.config import BrokerConfig, parse_host_port
 from raftkafka.broker.controller_client import Address, RemoteController
 from raftkafka.broker.lifecycle import DEFAULT_DUPLICATE_TIMEOUT_S, DEFAULT_HEARTBEAT_INTERVAL_MS
 from raftkafka.broker.metadata_fetcher import MetadataFetcher
-from raftkafka.cli.dev import load_or_create_cluster_id
 from raftkafka.cli.options import config_option, data_dir_option, log_level_option, run_command, setup_logging
 from raftkafka.errors import DuplicateBrokerRegistrationError, InvalidConfigError
 from raftkafka.net.eventloop import run
@@ -70,7 +69,6 @@ async def serve_broker(
         config,
         controller,
         fetcher,
-        cluster_id=load_or_create_cluster_id(config.data_dir),
         heartbeat_interval_ms=heartbeat_interval_ms,
         requested_heartbeat_interval_ms=lambda: controller.requested_heartbeat_interval_ms,
         shutdown_timeout_s=shutdown_timeout_s,

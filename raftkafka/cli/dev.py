@@ -1,6 +1,7 @@
 """``raftkafka dev``: one process running a single-voter controller quorum and one broker.
 
-Same code as the separate ``controller`` and ``broker`` processes, wired together in process.
+Same code as the separate ``controller`` and ``broker`` processes, wired together in process: the
+controller commits the cluster id when it first becomes active, and the broker takes it from the image.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import logging
 import signal
 import socket
 import sys
-import uuid
 from pathlib import Path
 
 import click
@@ -33,21 +33,10 @@ def free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def load_or_create_cluster_id(data_dir: Path) -> str:
-    """The cluster id stored in ``data_dir/cluster.id``, created on first start."""
-    path = data_dir / "cluster.id"
-    if path.exists():
-        return path.read_text().strip()
-    cluster_id = uuid.uuid4().hex
-    path.write_text(cluster_id + "\n")
-    return cluster_id
-
-
 async def serve_dev(data_dir: Path, listen: tuple[str, int], raft: tuple[str, int], node_id: int) -> None:
     """Run the controller and the broker until SIGINT or SIGTERM, then stop both cleanly."""
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
-    cluster_id = load_or_create_cluster_id(data_dir)
     metadata_dir = data_dir / "metadata"
     metadata_dir.mkdir(exist_ok=True)
     raft_host, raft_port = raft
@@ -61,7 +50,6 @@ async def serve_dev(data_dir: Path, listen: tuple[str, int], raft: tuple[str, in
         BrokerConfig(node_id=node_id, data_dir=data_dir, listen_host=listen[0], listen_port=listen[1]),
         controller,
         controller,
-        cluster_id=cluster_id,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
