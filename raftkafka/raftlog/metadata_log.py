@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 
 JOURNAL_FILE_NAME = "raft.journal"
 SNAPSHOT_FILE_NAME = "raft.snapshot"
+_ENTRY_FRAMING_BYTES = 64 * 1024
+"""More than pysyncobj adds around a batch's bytes in its log entry (command id, pickle framing)."""
 _REJECTED = -1
 """What apply returns for a batch it skipped."""
 
@@ -239,6 +241,10 @@ class MetadataLog:
             serializer=snapshots.serialize,
             deserializer=snapshots.deserialize,
             appendEntriesUseBatch=False,
+            # Above any entry we write: pysyncobj sends an entry of at least this many bytes in chunks, and its
+            # chunking marks the wrong chunk as the last when the pickle framing crosses a chunk boundary, so
+            # every follower fails to unpickle that entry on every retry and the quorum wedges on it.
+            appendEntriesBatchSizeBytes=2 * self._config.max_entry_bytes + _ENTRY_FRAMING_BYTES,
             commandsWaitLeader=False,
             raftMinTimeout=self._config.raft_min_timeout_s,
             raftMaxTimeout=self._config.raft_max_timeout_s,
