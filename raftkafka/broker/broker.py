@@ -26,7 +26,9 @@ from raftkafka.structs import BrokerInfo
 
 from .api_handlers import BrokerApi, ControllerChannel
 from .config import BrokerConfig
+from .isr_manager import IsrChannel, IsrManager, leader_epoch_start_offset
 from .lifecycle import DEFAULT_DUPLICATE_TIMEOUT_S, DEFAULT_HEARTBEAT_INTERVAL_MS, BrokerLifecycle, LifecycleChannel
+from .partition import monotonic_ms
 from .replica_manager import ReplicaManager
 
 log = logging.getLogger(__name__)
@@ -52,8 +54,9 @@ class MetadataSource(Protocol):
         ...
 
 
-class BrokerController(ControllerChannel, LifecycleChannel, Protocol):
-    """Everything a broker asks of the active controller: administration, registration and heartbeats."""
+class BrokerController(ControllerChannel, LifecycleChannel, IsrChannel, Protocol):
+    """Everything a broker asks of the active controller: administration, registration, heartbeats and ISR
+    changes."""
 
 
 class Broker:
@@ -141,6 +144,7 @@ class Broker:
         self._tasks = [
             asyncio.create_task(self._every(config.log_retention_check_interval_ms, self._apply_retention)),
             asyncio.create_task(self._every(config.log_flush_scheduler_interval_ms, self._flush_due)),
+            asyncio.create_task(self._isr_manager().run(), name="isr-manager"),
         ]
         log.info("broker %d listening on %s:%d", config.node_id, *self.address)
         return self.address
@@ -154,6 +158,17 @@ class Broker:
         ensure_meta_properties(self.config.data_dir, cluster_id, self.config.node_id)
         self.cluster_id = cluster_id
         return cluster_id
+
+    def _isr_manager(self) -> IsrManager:
+        return IsrManager(
+            self.config.node_id,
+            self.controller,
+            self.replicas.partitions.values,
+            lambda: self.lifecycle.broker_epoch,
+            leader_epoch_start_offset,  # type: ignore[arg-type]
+            lag_time_max_ms=self.config.replica_lag_time_max_ms,
+            clock_ms=monotonic_ms,
+        )
 
     def _live_brokers(self) -> list[BrokerInfo]:
         return [

@@ -35,6 +35,8 @@ class BrokerConfig:
     log_retention_check_interval_ms: int = 300_000
     log_flush_scheduler_interval_ms: int = 1_000
     fetch_max_wait_ms_limit: int = 30_000
+    replica_lag_time_max_ms: int = 30_000
+    """replica.lag.time.max.ms: a follower that has not caught up for this long leaves the ISR."""
 
     @property
     def logs_dir(self) -> Path:
@@ -58,4 +60,6 @@ class BrokerConfig:
             raise InvalidConfigError("max in-flight requests per connection must be >= 1")
         if self.log_retention_check_interval_ms < 10 or self.log_flush_scheduler_interval_ms < 10:
             raise InvalidConfigError("background task intervals must be >= 10 ms")
+        if self.replica_lag_time_max_ms < 10:
+            raise InvalidConfigError(f"replica.lag.time.max.ms must be >= 10, not {self.replica_lag_time_max_ms}")
         return self

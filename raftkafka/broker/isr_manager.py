@@ -21,10 +21,13 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from raftkafka.controller.isr_changes import IsrChange, IsrChangeResult
 from raftkafka.errors import NONE, RaftKafkaError, for_code
+
+if TYPE_CHECKING:
+    from .partition import Partition
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,16 @@ def proposed_isr(
     if wanted == members:
         return None
     return tuple(node_id for node_id in replicas if node_id in wanted)
+
+
+def leader_epoch_start_offset(partition: Partition) -> int:
+    """The offset the partition's current leader epoch starts at in its log (the log end offset, to be safe,
+    when the epoch cache does not name it)."""
+    entries = partition.log.leader_epoch_cache.entries
+    return next(
+        (entry.start_offset for entry in reversed(entries) if entry.epoch == partition.leader_epoch),
+        partition.log.log_end_offset,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,3 +180,37 @@ def metadata(
         as_json=as_json,
         log_level=log_level,
     )
+
+
+@bench.command()
+@click.option(
+    "--target", type=click.Choice(["controller"]), default="controller", show_default=True, help="The role to kill."
+)
+@click.option(
+    "--controllers", type=click.Choice(["3", "5"]), default="3", show_default=True, help="Controllers to start."
+)
+@click.option("--kills", type=click.IntRange(min=1), default=10, show_default=True, help="Rounds of kill -9.")
+@click.option(
+    "--idle-s", type=click.FloatRange(min=0), default=10.0, show_default=True, help="Idle time before each kill."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (no progress).")
+@config_option
+@log_level_option
+def failover(target: str, controllers: str, kills: int, idle_s: float, as_json: bool, log_level: str) -> None:
+    """Start a local cluster; kill -9 the active controller --kills times: time to the next committed change.
+
+    Each round waits --idle-s, kills the active controller (found with QUORUM_STATUS), asks every survivor for a
+    metadata change until one commits, then restarts the killed one and waits until it caught up.
+    """
+    from raftkafka.bench.failover import FailoverSettings, KillResult, run_failover
+
+    def show(index: int, kill: KillResult) -> None:
+        if not as_json:
+            click.echo(
+                f"kill {index + 1}/{kills}: controller {kill.killed} killed, {kill.new_leader} committed after "
+                f"{kill.seconds:.3f} s",
+                err=True,
+            )
+
+    settings = FailoverSettings(target=target, controllers=int(controllers), kills=kills, idle_s=idle_s)
+    report(lambda: run_failover(settings, on_kill=show), as_json=as_json, log_level=log_level)

@@ -133,6 +133,13 @@ async def serve_broker(
     help="How long to retry a registration refused because another live process holds the node id "
     "(a restarted broker's predecessor, until its session expires) before exiting.",
 )
+@click.option(
+    "--replica-lag-time-max-ms",
+    type=click.IntRange(10),
+    default=BrokerConfig.replica_lag_time_max_ms,
+    show_default=True,
+    help="replica.lag.time.max.ms: a follower that has not caught up with the leader for this long leaves the ISR.",
+)
 @log_level_option
 def broker(
     node_id: int,
@@ -143,6 +150,7 @@ def broker(
     heartbeat_interval_ms: int,
     controlled_shutdown_timeout_ms: int,
     duplicate_registration_timeout_ms: int,
+    replica_lag_time_max_ms: int,
     log_level: str,
 ) -> None:
     """Run one broker of a cluster whose controllers run as separate processes."""
@@ -160,6 +168,7 @@ def broker(
             listen_port=port,
             advertised_host=advertised_host,
             advertised_port=advertised_port,
+            replica_lag_time_max_ms=replica_lag_time_max_ms,
         )
         run(
             serve_broker(
