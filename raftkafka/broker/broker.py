@@ -29,10 +29,13 @@ from .config import BrokerConfig
 from .isr_manager import IsrChannel, IsrManager, leader_epoch_start_offset
 from .lifecycle import DEFAULT_DUPLICATE_TIMEOUT_S, DEFAULT_HEARTBEAT_INTERVAL_MS, BrokerLifecycle, LifecycleChannel
 from .partition import monotonic_ms
+from .replica_fetcher import ReplicaFetcherManager
 from .replica_manager import ReplicaManager
 
 log = logging.getLogger(__name__)
 
+HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS = 5_000
+"""How often the high watermarks are checkpointed (Kafka's ``replica.high.watermark.checkpoint.interval.ms``)."""
 REGISTRATION_VISIBLE_TIMEOUT_S = 10.0
 """How long ``start`` waits for the broker's own registration to reach its image before listening anyway."""
 CLUSTER_ID_REPORT_S = 5.0
@@ -92,6 +95,8 @@ class Broker:
             duplicate_timeout_s=duplicate_timeout_s,
         )
         self.replicas = ReplicaManager(config.node_id, self.log_manager, config.log_defaults)
+        self.replica_fetchers = ReplicaFetcherManager(config.node_id)
+        self.replicas.on_partitions_changed = self.replica_fetchers.update
         self.server: RequestServer | None = None
         self.address: tuple[str, int] | None = None
         self._image_waiters: list[tuple[Callable[[MetadataImage], bool], asyncio.Future[None]]] = []
@@ -144,6 +149,7 @@ class Broker:
         self._tasks = [
             asyncio.create_task(self._every(config.log_retention_check_interval_ms, self._apply_retention)),
             asyncio.create_task(self._every(config.log_flush_scheduler_interval_ms, self._flush_due)),
+            asyncio.create_task(self._every(HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS, self._checkpoint_high_watermarks)),
             asyncio.create_task(self._isr_manager().run(), name="isr-manager"),
         ]
         log.info("broker %d listening on %s:%d", config.node_id, *self.address)
@@ -217,6 +223,9 @@ class Broker:
         if deleted:
             log.info("retention deleted %d segment(s)", deleted)
 
+    def _checkpoint_high_watermarks(self, now_ms: int) -> None:
+        self.replicas.checkpoint_high_watermarks()
+
     def _flush_due(self, now_ms: int) -> None:
         self.log_manager.flush_due(now_ms)
 
@@ -232,6 +241,7 @@ class Broker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.server is not None:
             await self.server.close()
+        await self.replica_fetchers.close()
         self.replicas.close()
         self.log_manager.close()
         log.info("broker %d stopped", self.config.node_id)

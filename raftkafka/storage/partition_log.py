@@ -355,9 +355,14 @@ class PartitionLog:
 
     def truncate_to(self, offset: int) -> int:
         """Drop every batch holding an offset at or after ``offset`` (a batch holding ``offset`` goes
-        whole); return the new log end offset. Below the log start the log restarts empty at ``offset``."""
+        whole); return the new log end offset. Below the log start the log restarts empty at ``offset``.
+        Leader epochs starting at or after ``offset`` are forgotten even when no batch is dropped."""
         self._check_online()
         if offset >= self.log_end_offset:
+            try:
+                self.leader_epoch_cache.truncate_from_end(offset)
+            except OSError as exc:
+                raise self._go_offline(f"cannot write the leader epochs of {self.directory}", exc) from exc
             return self.log_end_offset
         self._positions.clear()
         try:
