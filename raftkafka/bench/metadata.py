@@ -14,6 +14,7 @@ live broker) and removes them afterwards.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import secrets
 import time
@@ -29,6 +30,8 @@ from raftkafka.client.bootstrap import parse_bootstrap
 from raftkafka.errors import InvalidConfigError, KafkaTimeoutError, RaftKafkaError
 from raftkafka.net.connection import Connection
 from raftkafka.net.eventloop import run
+
+log = logging.getLogger(__name__)
 
 PER_CONNECTION = 100
 """Requests in flight per connection (the server stops reading a connection at 128)."""
@@ -212,10 +215,18 @@ async def measure(settings: MetadataSettings, addresses: Sequence[str], *, show_
             try:
                 levels.append(await measure_level(controller, depth, names, show_progress=show_progress))
             finally:
-                await delete_topics(controller, names)
+                await remove_topics(controller, names)
     finally:
-        await delete_topics(controller, warmup)
+        await remove_topics(controller, warmup)
     return MetadataResult(settings, controller, tuple(levels))
+
+
+async def remove_topics(address: str, names: Sequence[str]) -> None:
+    """Delete the run's topics (not timed); a failure is logged, never raised over the run's own outcome."""
+    try:
+        await delete_topics(address, names)
+    except (RaftKafkaError, TimeoutError) as exc:
+        log.warning("could not delete the benchmark's topics %s..: %s", names[0] if names else "", exc)
 
 
 async def run_against_own_cluster(settings: MetadataSettings, *, show_progress: bool) -> MetadataResult:

@@ -14,15 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from raftkafka.bench.local_cluster import request
-from raftkafka.errors import (
-    BrokerNotAvailableError,
-    InvalidRequestError,
-    KafkaTimeoutError,
-    NetworkError,
-    RaftKafkaError,
-    UnknownTopicError,
-    from_wire,
-)
+from raftkafka.errors import InvalidRequestError, KafkaTimeoutError, RaftKafkaError, UnknownTopicError, from_wire
 from raftkafka.net.api import ApiKey
 from raftkafka.net.connection import Connection
 
@@ -117,7 +109,3 @@ async def delete_topics(address: str, names: Sequence[str]) -> None:
                     raise error
     finally:
         connection.close()
-
-
-RETRIABLE_CONNECTION_ERRORS = (NetworkError, BrokerNotAvailableError, TimeoutError)
-"""Failures of a request whose controller may just have died or not be reachable yet."""
