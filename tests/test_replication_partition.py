@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from raftkafka.broker.partition import Partition
+from raftkafka.broker.replica_manager import ReplicaManager
 from raftkafka.errors import (
     FencedLeaderEpochError,
     NotEnoughReplicasAfterAppendError,
@@ -18,8 +19,10 @@ from raftkafka.errors import (
     OffsetOutOfRangeError,
     UnknownLeaderEpochError,
 )
-from raftkafka.metadata.image import PartitionState
+from raftkafka.metadata.image import MetadataImage, PartitionState, TopicImage
+from raftkafka.net.api import LATEST_TIMESTAMP
 from raftkafka.storage.log_config import LogConfig
+from raftkafka.storage.log_manager import LogManager
 from raftkafka.storage.partition_log import PartitionLog
 from raftkafka.storage.record_batch import encode_batch, validate_batches
 
@@ -163,3 +166,30 @@ def test_new_leader_epoch_is_recorded_and_follower_truncation_lowers_the_high_wa
     partition.update(state(leader=LEADER, epoch=2, version=2))
     assert partition.log.end_offset_for_epoch(0) == (0, 1)
     assert partition.log.leader_epoch_cache.latest_epoch == 2
+
+
+def test_high_watermark_checkpoint_survives_a_restart(tmp_path: Path) -> None:
+    image = MetadataImage(topics={"t": TopicImage("t", "id", (state(),), {"min.insync.replicas": "2"})})
+
+    def open_replicas() -> tuple[LogManager, ReplicaManager]:
+        logs = LogManager(tmp_path / "logs", LogConfig())
+        replicas = ReplicaManager(LEADER, logs, LogConfig())
+        replicas.apply_image(image)
+        return logs, replicas
+
+    logs, replicas = open_replicas()
+    leader = replicas.leader("t", 0)
+    append(leader, 5)
+    replicas.read_for_follower(2, "t", 0, 3, 1 << 20, 0)
+    replicas.read_for_follower(3, "t", 0, 3, 1 << 20, 0)
+    assert leader.high_watermark == 3
+    replicas.close()
+    logs.close()
+
+    # Restarted, nobody has fetched yet: the committed prefix stays visible, the uncommitted tail stays hidden.
+    logs, replicas = open_replicas()
+    assert replicas.get("t", 0).high_watermark == 3
+    assert replicas.list_offset("t", 0, LATEST_TIMESTAMP) == (3, -1)
+    assert replicas.read("t", 0, 3, 1 << 20)[:2] == (0, 3)
+    replicas.close()
+    logs.close()
