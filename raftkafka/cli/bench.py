@@ -140,7 +140,7 @@ def e2e(**options: Any) -> None:
     default=None,
     help="Start this many local controllers (and one broker) for the run instead of using --bootstrap.",
 )
-@click.option("--changes", type=click.IntRange(min=1), default=5_000, show_default=True, help="Changes per depth.")
+@click.option("--changes", type=click.IntRange(min=1), default=2_000, show_default=True, help="Changes per depth.")
 @click.option(
     "--in-flight", default="1,200", show_default=True, help="Comma-separated depths: changes kept outstanding."
 )
