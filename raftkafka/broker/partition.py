@@ -262,13 +262,16 @@ class Partition:
     # -- leader: fetch ------------------------------------------------------------------------------------
 
     def read(self, offset: int, max_bytes: int) -> bytes:
-        """(Consumers) Whole batches from ``offset`` up to the high watermark (empty at the high watermark)."""
+        """(Consumers) Whole batches from ``offset`` up to the high watermark: empty at or past it as long as
+        ``offset`` is within the log (a new leader's high watermark may lag the old one's until its followers
+        fetch), ``OffsetOutOfRangeError`` past the log end."""
         high_watermark = self._high_watermark
-        if offset > high_watermark:
-            raise OffsetOutOfRangeError(
-                f"offset {offset} is past the high watermark {high_watermark} of {self.topic}-{self.partition}"
-            )
-        if offset == high_watermark:
+        if offset >= high_watermark:
+            end = self.log.log_end_offset
+            if offset > end:
+                raise OffsetOutOfRangeError(
+                    f"offset {offset} is past the log end {end} of {self.topic}-{self.partition}"
+                )
             return b""
         return self.log.read(offset, max_bytes, max_offset=high_watermark)
 
