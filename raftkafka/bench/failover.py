@@ -113,7 +113,7 @@ class FailoverResult:
             "workload": "failover",
             "target": self.settings.target,
             "measured": "kill -9 of the active controller -> next committed metadata change",
-            "kills": [asdict(kill) for kill in self.kills],
+            "kills": [{**asdict(kill), "seconds": round(kill.seconds, 4)} for kill in self.kills],
             "seconds": {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self.summary_s).items()},
             "settings": self.settings.as_dict(),
         }
