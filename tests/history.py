@@ -13,7 +13,8 @@ contents of every partition (read from offset 0 after healing) and, optionally, 
 - **inconsistent**: two replicas holding different batches at the same offset below the high watermark,
   or a consumed record that disagrees with the final contents at its offset;
 - **aborted read**: a value whose send ``fail``ed was read (by a consumer or in the final contents);
-- **reorder**: within a partition, one producer's values out of its send order.
+- **reorder**: within a partition, one producer's values out of its send order (first copies only: the
+  second copy of a retried batch is a duplicate).
 
 The history is valid only when every count is zero. Replica bytes come from the brokers' data dirs
 (``read_replica_batches``: read-only, whole batches, stopping at an incomplete tail).
@@ -191,12 +192,16 @@ def check(
 
 
 def _check_order(history: History, final: Contents, report: Report) -> None:
+    """Reorders among the first copies of values (a later copy of a retried batch is a duplicate, counted
+    as such, not also a reorder)."""
     for partition, records in final.items():
         last_seq: dict[str, tuple[int, bytes]] = {}
+        seen: set[bytes] = set()
         for _, value in records:
             send = history.by_value.get(value)
-            if send is None:
+            if send is None or value in seen:
                 continue
+            seen.add(value)
             previous = last_seq.get(send.producer)
             if previous is not None and previous[0] > send.seq:
                 report.reorder.append(f"partition {partition}: {value!r} stored after {previous[1]!r}")

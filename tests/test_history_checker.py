@@ -113,6 +113,12 @@ def test_reorder_within_a_partition() -> None:
     only(check(history, final), "reorder")
 
 
+def test_a_retried_batch_stored_twice_is_a_duplicate_not_a_reorder() -> None:
+    history, final = clean_run()
+    final[0].extend([(3, v("a", 1)), (4, v("a", 2))])  # a-1, a-2 stored again after a retry
+    only(check(history, final), "duplicate", 2)
+
+
 def write_segment(directory: Path, batches: list[bytes]) -> None:
     directory.mkdir(parents=True)
     (directory / f"{0:020d}.log").write_bytes(b"".join(batches) + b"\x00\x00\x00")  # an incomplete tail
