@@ -183,9 +183,16 @@ class BrokerApi:
         if size >= min_bytes or max_wait_ms <= 0:
             return response
         # Register for wake-ups now, in the same loop step as the read: an append after this point wakes us.
+        # (The coroutine below first runs a loop step later, after requests already read, e.g. a produce.)
         keys = [(topic, partition) for topic, partition, _, _, _ in wanted]
         deadline = time.monotonic() + max_wait_ms / 1000
-        return self._fetch_later(wanted, keys, max_bytes, min_bytes, replica_id, deadline)
+        waiter = self._watch(keys, replica_id)
+        return self._fetch_later(wanted, keys, max_bytes, min_bytes, replica_id, deadline, waiter)
+
+    def _watch(self, keys: list[tuple[str, int]], replica_id: int) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.replicas.watch(keys, waiter, replica=replica_id >= 0)
+        return waiter
 
     async def _fetch_later(
         self,
@@ -195,11 +202,9 @@ class BrokerApi:
         min_bytes: int,
         replica_id: int,
         deadline: float,
+        waiter: asyncio.Future[None],
     ) -> Any:
-        loop = asyncio.get_running_loop()
         while True:
-            waiter: asyncio.Future[None] = loop.create_future()
-            self.replicas.watch(keys, waiter, replica=replica_id >= 0)
             try:
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                     await waiter
@@ -209,6 +214,7 @@ class BrokerApi:
             # A follower also returns at once for a new high watermark, so it learns it without delay.
             if size >= min_bytes or replica_id >= 0 or time.monotonic() >= deadline:
                 return response
+            waiter = self._watch(keys, replica_id)
 
     def _read(self, wanted: FetchWanted, max_bytes: int, replica_id: int) -> tuple[Any, int]:
         replicas = self.replicas
