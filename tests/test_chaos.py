@@ -115,21 +115,27 @@ def produce(producer: Producer, history: History, stop: threading.Event) -> None
 
 
 def consume(bootstrap: str, history: History, stop: threading.Event, errors: list[BaseException]) -> None:
-    """Read every partition along from the beginning until ``stop`` (a failed poll is retried; any other
-    failure lands in ``errors``)."""
+    """Read every partition along from the beginning until ``stop``; a consumer that fails (its brokers are
+    being killed) is replaced by one resuming at the next offsets. Unexpected failures land in ``errors``."""
+    tps = [TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
+    positions = dict.fromkeys(range(PARTITIONS), 0)
     try:
-        consumer = Consumer(bootstrap=bootstrap, auto_offset_reset="earliest")
-        try:
-            consumer.assign([TopicPartition(TOPIC, p) for p in range(PARTITIONS)])
-            while not stop.is_set():
-                try:
-                    records = consumer.poll(timeout_ms=200)
-                except RaftKafkaError:  # leaders move; the next poll retries
-                    continue
-                for rec in records:
-                    history.consume(rec.partition, rec.offset, rec.value)
-        finally:
-            consumer.close()
+        while not stop.is_set():
+            try:
+                with Consumer(bootstrap=bootstrap, auto_offset_reset="earliest") as consumer:
+                    consumer.assign(tps)
+                    for tp in tps:
+                        consumer.seek(tp, positions[tp.partition])
+                    while not stop.is_set():
+                        try:
+                            records = consumer.poll(timeout_ms=200)
+                        except RaftKafkaError:  # leaders move; the next poll retries
+                            continue
+                        for rec in records:
+                            history.consume(rec.partition, rec.offset, rec.value)
+                            positions[rec.partition] = rec.offset + 1
+            except RaftKafkaError:
+                stop.wait(0.2)
     except BaseException as exc:
         errors.append(exc)
 
