@@ -94,6 +94,7 @@ class QuorumController:
         self._new_cluster_id = new_cluster_id
         self._rng = rng or random.Random()
         self._appends: dict[_Append, Sequence[MetadataRecord]] = {}
+        self._chain: asyncio.Future[None] | None = None  # finishes when every append so far has
         self._speculative: MetadataImage | None = None
         self._active_term: int | None = None
         self._activating = False
@@ -282,17 +283,28 @@ class QuorumController:
         return results
 
     async def _commit(self, records: Sequence[MetadataRecord]) -> None:
-        """Append ``records`` (decided just now, against ``_decision_image()``) and wait as the module says."""
-        earlier = list(self._appends)
+        """Append ``records`` (decided just now, against ``_decision_image()``) and wait as the module says.
+
+        Appends are chained: each link finishes after the previous link and its own append, raising the first
+        failure, so waiting costs the same at any depth of pipelining.
+        """
         if records:
             base = self._decision_image()
             self._speculative = replay_all(base, records, base.offset + 1)
             append = asyncio.ensure_future(self._log.append(records))
             self._appends[append] = records
             append.add_done_callback(self._append_done)
-            earlier.append(append)
-        for previous in earlier:
-            await asyncio.shield(previous)
+            link = asyncio.ensure_future(_after(self._chain, append))
+            link.add_done_callback(self._link_done)
+            self._chain = link
+        if self._chain is not None:
+            await asyncio.shield(self._chain)
+
+    def _link_done(self, link: asyncio.Future[None]) -> None:
+        if not link.cancelled():
+            link.exception()  # retrieved here: the commits waiting on it may have gone away
+        if self._chain is link:  # nothing appended since: later commits need not wait (nor inherit a failure)
+            self._chain = None
 
     def _append_done(self, append: _Append) -> None:
         del self._appends[append]
@@ -303,3 +315,10 @@ class QuorumController:
             for pending in self._appends.values():
                 image = replay_all(image, pending, image.offset + 1)
             self._speculative = image
+
+
+async def _after(previous: asyncio.Future[None] | None, append: _Append) -> None:
+    """Finish once ``previous`` (an earlier link) and then ``append`` have; the first failure is raised."""
+    if previous is not None:
+        await previous
+    await append
