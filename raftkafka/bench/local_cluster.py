@@ -4,7 +4,9 @@ The processes are the ones ``raftkafka cluster`` plans (``plan_cluster``), on lo
 free a moment ago, with one generated cluster secret, their data and logs in one directory (a temporary
 one unless given). Each child can be killed with SIGKILL and started again on its own data dir. The
 kernel sends the children SIGTERM if the benchmark process dies; ``close()`` (or leaving the ``async
-with``) SIGKILLs whatever is left and removes a temporary directory.
+with``) SIGKILLs whatever is left and removes a temporary directory. ``LocalCluster.dev()`` is one
+``raftkafka dev`` process instead (its own single-voter quorum and broker 1); ``own_cluster`` starts either
+kind for a sync workload and always removes it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,6 +32,7 @@ from raftkafka.cli.cluster import NodePlan, plan_cluster
 from raftkafka.errors import BrokerNotAvailableError, KafkaTimeoutError, NetworkError
 from raftkafka.net.api import ApiKey
 from raftkafka.net.connection import Connection
+from raftkafka.net.eventloop import run
 from raftkafka.raftlog.cluster_secret import ensure_cluster_secret, secret_path
 
 HOST = "127.0.0.1"
@@ -151,20 +156,56 @@ class ClusterProcess:
 
 
 class LocalCluster:
-    """``controllers`` voters and ``brokers`` brokers on loopback; use as ``async with LocalCluster(...)``."""
+    """``controllers`` voters and ``brokers`` brokers on loopback; use as ``async with LocalCluster(...)``.
+
+    ``controller_args`` are appended to every controller's command line (e.g. a shorter
+    ``--broker-session-timeout-ms``).
+    """
 
     def __init__(
-        self, controllers: int, brokers: int = 1, *, data_dir: Path | None = None, log_level: str = "warning"
+        self,
+        controllers: int,
+        brokers: int = 1,
+        *,
+        data_dir: Path | None = None,
+        log_level: str = "warning",
+        controller_args: Sequence[str] = (),
     ) -> None:
         self._temporary = data_dir is None
         self.data_dir = Path(tempfile.mkdtemp(prefix="raftkafka-bench-")) if data_dir is None else data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_level = log_level
         secret_dir = self.data_dir / "secret"
         ensure_cluster_secret(secret_dir)
         plans = _plan_on_free_ports(controllers, brokers, self.data_dir, secret_path(secret_dir))
-        nodes = [ClusterProcess(p, self.data_dir / f"{p.role}-{p.node_id}.log", log_level) for p in plans]
+        plans = [replace(p, args=[*p.args, *controller_args]) if p.role == "controller" else p for p in plans]
+        nodes = [self._process(plan) for plan in plans]
         self.controllers = [node for node in nodes if node.plan.role == "controller"]
         self.brokers = [node for node in nodes if node.plan.role == "broker"]
+
+    @classmethod
+    def dev(cls, *, data_dir: Path | None = None, log_level: str = "warning") -> LocalCluster:
+        """One ``raftkafka dev`` process (controller and broker 1 in one), counted as the cluster's broker."""
+        cluster = cls(0, 0, data_dir=data_dir, log_level=log_level)
+        listen = f"{HOST}:{_free_port()}"
+        args = ["dev", "--data-dir", str(cluster.data_dir / "dev"), "--listen", listen]
+        cluster.brokers.append(cluster._process(NodePlan("dev", 1, listen, args)))
+        return cluster
+
+    def _process(self, plan: NodePlan) -> ClusterProcess:
+        return ClusterProcess(plan, self.data_dir / f"{plan.role}-{plan.node_id}.log", self.log_level)
+
+    @property
+    def bootstrap(self) -> str:
+        """Every broker's client listener, comma-separated."""
+        return ",".join(node.address for node in self.brokers)
+
+    def broker(self, node_id: int) -> ClusterProcess:
+        """The broker with ``node_id`` (``KeyError`` if there is none)."""
+        for node in self.brokers:
+            if node.node_id == node_id:
+                return node
+        raise KeyError(node_id)
 
     @property
     def nodes(self) -> list[ClusterProcess]:
@@ -208,6 +249,26 @@ class LocalCluster:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+@contextmanager
+def own_cluster(kind: str, *, log_level: str = "warning") -> Iterator[LocalCluster]:
+    """Start a ``"dev"`` or ``"3x3"`` cluster (3 controllers, 3 brokers) for a sync workload; always remove it."""
+    cluster = LocalCluster.dev(log_level=log_level) if kind == "dev" else LocalCluster(3, 3, log_level=log_level)
+    try:
+        run(cluster.start())
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def _free_port() -> int:
+    rng = random.Random()
+    for _ in range(PORT_ATTEMPTS):
+        port = rng.randrange(*PORT_RANGE)
+        if port_is_free(port):
+            return port
+    raise OSError("no free loopback port")
 
 
 def _plan_on_free_ports(controllers: int, brokers: int, data_dir: Path, secret_file: Path) -> list[NodePlan]:

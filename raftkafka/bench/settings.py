@@ -11,23 +11,44 @@ from raftkafka.errors import InvalidConfigError
 
 Acks = Literal["0", "1", "all"]
 COMPRESSION_TYPES = ("none", "lz4", "zstd")
+CLUSTER_KINDS = ("dev", "3x3")
+"""Clusters a workload can start for itself: one ``raftkafka dev`` process, or 3 controllers and 3 brokers."""
+CLUSTER_BROKERS = {"dev": 1, "3x3": 3}
+MIN_INSYNC_REPLICAS = 2
+"""``min.insync.replicas`` of a created topic (lowered to its replication factor when that is smaller)."""
 
 
 @dataclass(frozen=True, slots=True)
 class BenchSettings:
-    """What to run: against which cluster, on which topic, how many records of which size, client tuning."""
+    """What to run: against which cluster, on which topic, how many records of which size, client tuning.
+
+    ``cluster`` names a cluster the workload starts for itself (``bootstrap`` is then ignored until the
+    cluster's own is filled in); ``replication_factor`` None means every broker of an own cluster, else 1.
+    """
 
     bootstrap: str
     topic: str
     records: int
     record_size: int
     partitions: int = 1
-    replication_factor: int = 1
+    replication_factor: int | None = None
     acks: Acks = "1"
     linger_ms: int = 5
     batch_size: int = 256 * 1024
     compression: str = "none"
     warmup_records: int = 10_000
+    cluster: str | None = None
+
+    @property
+    def replicas(self) -> int:
+        """The replication factor a created topic gets."""
+        if self.replication_factor is not None:
+            return self.replication_factor
+        return 1 if self.cluster is None else CLUSTER_BROKERS[self.cluster]
+
+    def topic_config(self) -> dict[str, str]:
+        """The config a created topic gets: ``min.insync.replicas`` 2 (at most the replication factor)."""
+        return {"min.insync.replicas": str(min(MIN_INSYNC_REPLICAS, self.replicas))}
 
     def validate(self) -> BenchSettings:
         """Return self, or raise ``InvalidConfigError`` naming the first bad setting."""
@@ -41,11 +62,19 @@ class BenchSettings:
             raise InvalidConfigError("--linger-ms and --warmup-records must be >= 0 and --batch-size >= 1")
         if self.compression not in COMPRESSION_TYPES:
             raise InvalidConfigError(f"--compression must be one of {', '.join(COMPRESSION_TYPES)}")
+        if self.cluster is not None and self.cluster not in CLUSTER_KINDS:
+            raise InvalidConfigError(f"--cluster must be one of {', '.join(CLUSTER_KINDS)}, not {self.cluster!r}")
+        if self.replicas < 1:
+            raise InvalidConfigError(f"--replication-factor must be >= 1, not {self.replicas}")
+        if self.cluster is not None and self.replicas > CLUSTER_BROKERS[self.cluster]:
+            raise InvalidConfigError(
+                f"--replication-factor {self.replicas} needs more brokers than --cluster {self.cluster} has"
+            )
         return self
 
     def as_dict(self) -> dict[str, Any]:
-        """The settings as plain JSON-ready values."""
-        return asdict(self)
+        """The settings as plain JSON-ready values (the replication factor resolved)."""
+        return {**asdict(self), "replication_factor": self.replicas}
 
 
 def make_payload(size: int, seed: int = 0) -> bytes:

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
-from raftkafka.bench.result import BenchResult
-from raftkafka.bench.settings import COMPRESSION_TYPES, BenchSettings
+from raftkafka.bench.settings import CLUSTER_KINDS, COMPRESSION_TYPES, BenchSettings
 from raftkafka.cli.options import bootstrap_option, config_option, log_level_option, run_command, setup_logging
 
-Workload = Callable[..., BenchResult]
+if TYPE_CHECKING:
+    from raftkafka.bench.workload import Workload
+
 DEFAULT_TOPIC = "raftkafka-bench"
 
 
@@ -50,6 +51,19 @@ def workload_options(*, records: int, linger_ms: int, warmup: int) -> Callable[[
             default=1,
             show_default=True,
             help="Partitions when the topic is created.",
+        ),
+        click.option(
+            "--replication-factor",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Replication factor when the topic is created  [default: 3 on --cluster 3x3, else 1].",
+        ),
+        click.option(
+            "--cluster",
+            type=click.Choice(CLUSTER_KINDS),
+            default=None,
+            help="Start a cluster for the run instead of using --bootstrap: one `raftkafka dev` process, or 3 "
+            "controllers and 3 brokers. Topics get min.insync.replicas=2 (at most the replication factor).",
         ),
         click.option(
             "--acks", type=click.Choice(["0", "1", "all"]), default="1", show_default=True, help="Producer acks."
@@ -93,9 +107,11 @@ def workload_options(*, records: int, linger_ms: int, warmup: int) -> Callable[[
 
 
 def run_workload(workload: Workload, *, as_json: bool, log_level: str, **settings: Any) -> None:
-    """Validate the settings, run the workload and print its figures."""
+    """Validate the settings, run the workload (on its own cluster with --cluster) and print its figures."""
+    from raftkafka.bench.workload import run_workload as run_settings
+
     report(
-        lambda: workload(BenchSettings(**settings).validate(), show_progress=not as_json),
+        lambda: run_settings(workload, BenchSettings(**settings), show_progress=not as_json),
         as_json=as_json,
         log_level=log_level,
     )

@@ -1,0 +1,21 @@
+"""Running a client workload against ``--bootstrap`` or against a cluster it starts for itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from raftkafka.bench.local_cluster import own_cluster
+from raftkafka.bench.result import BenchResult
+from raftkafka.bench.settings import BenchSettings
+
+Workload = Callable[..., BenchResult]
+
+
+def run_workload(workload: Workload, settings: BenchSettings, *, show_progress: bool) -> BenchResult:
+    """Validate ``settings`` and run ``workload``; with ``settings.cluster`` on a fresh cluster, always removed."""
+    settings.validate()
+    if settings.cluster is None:
+        return workload(settings, show_progress=show_progress)
+    with own_cluster(settings.cluster) as cluster:
+        return workload(replace(settings, bootstrap=cluster.bootstrap), show_progress=show_progress)
