@@ -15,12 +15,18 @@ from typing import Any
 from raftkafka.net.api import ApiKey
 from raftkafka.net.frame import FrameDecoder, decode_response, encode_request
 
+_handed_out: set[int] = set()
+
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago, never the same one twice in this process."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def request(address: str, api_key: int, body: object, timeout: float = 10.0) -> tuple[int, Any]:
