@@ -85,6 +85,20 @@ def test_high_watermark_is_the_lowest_isr_log_end_and_never_decreases(partition:
     assert partition.high_watermark == 7
 
 
+def test_a_follower_proposed_for_the_isr_holds_the_high_watermark_before_the_change_commits(
+    partition: Partition,
+) -> None:
+    partition.update(state(isr=(1, 2), version=1))
+    append(partition, 4)
+    partition.read_for_follower(3, 2, 1 << 20, 0)  # follower 3 (outside the ISR) has 2 of the 4 records
+    partition.pending_isr = (1, 2, 3)  # the ISR manager proposed adding it; the controller has not answered
+    partition.read_for_follower(2, 4, 1 << 20, 0)
+    assert partition.high_watermark == 2  # Kafka's maximal ISR: 3 may be in the ISR when this is read
+    partition.update(state(isr=(1, 2), version=2))  # the image answered (here: not added); the proposal is gone
+    partition.read_for_follower(2, 4, 1 << 20, 0)
+    assert partition.high_watermark == 4
+
+
 def test_single_replica_commits_at_once(tmp_path: Path) -> None:
     plog = PartitionLog.open(tmp_path / "solo", LogConfig())
     replica = Partition("solo", 0, "id", plog, LEADER)

@@ -55,6 +55,7 @@ class LedPartition(Protocol):
     partition_epoch: int
     replicas: tuple[int, ...]
     isr: tuple[int, ...]
+    pending_isr: tuple[int, ...] | None
     followers: Mapping[int, FollowerProgress]
 
     @property
@@ -183,6 +184,7 @@ class IsrManager:
                 now,
                 self.lag_time_max_ms,
             )
+            partition.pending_isr = new_isr
             if new_isr is None:
                 continue
             log.info("proposing ISR %s for %s-%d (was %s)", list(new_isr), *key, list(partition.isr))

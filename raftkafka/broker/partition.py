@@ -90,6 +90,7 @@ class Partition:
         self.is_leader = False
         self.followers: dict[int, FollowerState] = {}
         self.on_high_watermark_change: list[HighWatermarkListener] = []
+        self.pending_isr: tuple[int, ...] | None = None  # an ISR proposed to the controller, not yet committed
         self._high_watermark = min(high_watermark, log.log_end_offset)
         self._clock_ms = clock_ms
         self._readers: list[asyncio.Future[None]] = []
@@ -103,6 +104,7 @@ class Partition:
         new leader epoch (the fetcher must truncate it against the leader before fetching)."""
         was_leader, old_epoch, old_leader = self.is_leader, self.leader_epoch, self.leader_id
         self.replicas, self.isr, self.partition_epoch = state.replicas, state.isr, state.partition_epoch
+        self.pending_isr = None  # the image now holds the answer to any proposal
         self.leader_id, self.leader_epoch = state.leader, state.leader_epoch
         self.is_leader = state.leader == self.local_id
         new_term = state.leader_epoch != old_epoch or state.leader != old_leader
@@ -171,7 +173,9 @@ class Partition:
             return False
         candidate = self.log.log_end_offset
         followers = self.followers
-        for r in self.isr:
+        # Kafka's "maximal ISR" (KIP-497): a follower proposed for the ISR counts before the change commits,
+        # so the high watermark never passes a replica that may be in the ISR by the time it is read.
+        for r in set(self.isr).union(self.pending_isr or ()):
             if r != self.local_id:
                 state = followers.get(r)
                 if state is None or state.log_end_offset < 0:
