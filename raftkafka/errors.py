@@ -62,7 +62,18 @@ InvalidReplicationFactorError = _error(38, "INVALID_REPLICATION_FACTOR", doc="Th
 InvalidRequestError = _error(42, "INVALID_REQUEST", doc="The request is malformed.")
 InvalidConfigError = _error(40, "INVALID_CONFIG", doc="A configuration key or value is invalid.")
 UnknownApiError = _error(44, "UNKNOWN_API", doc="The API key is not known to the server.")
+OutOfOrderSequenceError = _error(
+    45, "OUT_OF_ORDER_SEQUENCE",
+    doc="An idempotent batch's sequence number does not follow the producer's last one on the partition.",
+)
+InvalidProducerEpochError = _error(
+    47, "INVALID_PRODUCER_EPOCH", doc="The producer epoch is older than one the partition has seen for the producer id."
+)
 KafkaStorageError = _error(56, "STORAGE_ERROR", retriable=True, doc="The broker failed to read or write its disk.")
+UnknownProducerIdError = _error(
+    59, "UNKNOWN_PRODUCER_ID",
+    doc="The partition has no record of the producer id, and the batch's sequence number does not start at 0.",
+)
 FencedLeaderEpochError = _error(
     74, "FENCED_LEADER_EPOCH", retriable=True, doc="The leader epoch in the request is older than the current one."
 )
