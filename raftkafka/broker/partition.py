@@ -1,10 +1,16 @@
 """One partition replica hosted by this broker: its log, its role, the ISR state the leader keeps, the high
-watermark, and the readers and produce requests waiting on them.
+watermark, the idempotent producers' state, and the readers and produce requests waiting on them.
 
 Kafka's ISR model: the leader records each follower's log end offset (the offset it asks to fetch next) and
 when it last caught up; the high watermark is the lowest log end offset among the in-sync replicas (the
 leader included), never decreasing; consumers read below it, followers up to the log end. A follower's high
 watermark is ``min(leader's high watermark, own log end offset)``, learned from each fetch.
+
+Idempotent producers (``producer_state``): the leader checks every batch that has a producer id before
+appending it; a retry of a stored batch is answered with the stored batch's offsets and not appended again.
+The state is built from the log's batch headers the first time this replica leads an idempotent append
+(and again after a truncation that lost track of a producer); once built, follower appends and
+truncations keep it in step with the log, so a follower that becomes leader again need not rescan.
 
 Event loop thread only.
 """
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 
 from raftkafka.errors import (
     FencedLeaderEpochError,
+    InvalidRequestError,
     NotEnoughReplicasAfterAppendError,
     NotEnoughReplicasError,
     NotLeaderError,
@@ -27,7 +34,9 @@ from raftkafka.errors import (
 )
 from raftkafka.metadata.image import PartitionState
 from raftkafka.storage.partition_log import PartitionLog
-from raftkafka.storage.record_batch import BatchHeader
+from raftkafka.storage.record_batch import BatchHeader, iter_batches
+
+from .producer_state import ProducerStateManager, scan_batch_headers
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +100,7 @@ class Partition:
         self.followers: dict[int, FollowerState] = {}
         self.on_high_watermark_change: list[HighWatermarkListener] = []
         self.pending_isr: tuple[int, ...] | None = None  # an ISR proposed to the controller, not yet committed
+        self.producer_state: ProducerStateManager | None = None  # built on the first idempotent append led here
         self._high_watermark = min(high_watermark, log.log_end_offset)
         self._clock_ms = clock_ms
         self._readers: list[asyncio.Future[None]] = []
@@ -213,8 +223,23 @@ class Partition:
             )
 
     def append_as_leader(self, batches: bytearray, headers: list[BatchHeader]) -> int:
-        """Append validated ``batches`` (stamped in place); returns the first offset assigned."""
+        """Append validated ``batches`` (stamped in place); returns the first offset assigned.
+
+        A batch with a producer id must come alone (``InvalidRequestError`` otherwise) and is checked
+        against the producer's state first (``OutOfOrderSequenceError``, ``InvalidProducerEpochError``,
+        ``UnknownProducerIdError``); a duplicate of a stored batch is not appended: the stored batch's
+        base offset is returned.
+        """
         self.check_leader()
+        if headers[0].producer_id >= 0 or (len(headers) > 1 and any(h.producer_id >= 0 for h in headers)):
+            if len(headers) != 1:
+                raise InvalidRequestError(
+                    f"a batch with a producer id must be alone in its produce entry for {self.topic}-{self.partition}"
+                )
+            duplicate = self._producers().check_and_record(headers[0], self.log.log_end_offset)
+            if duplicate is not None:
+                return duplicate.base_offset
+        # A failed write takes the log offline for good, so a batch recorded above but not written is harmless.
         base_offset, _ = self.log.append(batches, leader_epoch=self.leader_epoch, headers=headers)
         self._wake(self._replica_readers)
         self.maybe_advance_high_watermark()
@@ -262,6 +287,18 @@ class Partition:
         for _, future in delayed:
             if not future.done():
                 future.set_exception(exc)
+
+    def _producers(self) -> ProducerStateManager:
+        state = self.producer_state
+        if state is None:
+            started = time.monotonic()
+            plog = self.log
+            headers = scan_batch_headers(plog.read, plog.log_start_offset, plog.log_end_offset)
+            state = ProducerStateManager.rebuild(headers)
+            self.producer_state = state
+            log.info("%s-%d: producer state of %d producer(s) rebuilt from offsets %d-%d in %.3f s", self.topic,
+                     self.partition, len(state), plog.log_start_offset, plog.log_end_offset, time.monotonic() - started)
+        return state
 
     # -- leader: fetch ------------------------------------------------------------------------------------
 
@@ -324,18 +361,24 @@ class Partition:
         """Append batches fetched from the leader as they are; returns the new log end offset."""
         if self.is_leader:
             raise NotLeaderError(f"{self.topic}-{self.partition} is led here; it takes no follower appends")
-        return self.log.append_as_follower(batches)
+        end = self.log.append_as_follower(batches)
+        if self.producer_state is not None:
+            self.producer_state.replay_all(iter_batches(batches))
+        return end
 
     def truncate_to(self, offset: int) -> int:
         """(Follower) Drop the log from ``offset`` on (and the epoch cache); returns the new log end offset."""
         end = self.log.truncate_to(offset)
         self._high_watermark = min(self._high_watermark, end)
+        if self.producer_state is not None and not self.producer_state.truncate_to(end):
+            self.producer_state = None  # rebuilt from the log when next needed
         return end
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """(Follower) Empty the log and restart it at ``offset`` (the leader's log start moved past ours)."""
         self.log.truncate_fully_and_start_at(offset)
         self._high_watermark = offset
+        self.producer_state = None
 
     def detach(self) -> None:
         """Wake every waiting reader and fail waiting produces: this replica leaves the broker (its log
