@@ -122,3 +122,24 @@ def test_well_formed_msgpack_of_the_wrong_shape_raises_only_decode_error(kind: i
         decode_records(msgpack.packb([[kind, *fields]]))
     except MetadataDecodeError:
         pass
+
+
+def test_topics_touched_names_topic_records_and_gives_up_on_others() -> None:
+    from raftkafka.metadata.records import (
+        ConfigChange,
+        CreateTopic,
+        DeleteTopic,
+        PartitionChange,
+        RegisterBroker,
+        topics_touched,
+    )
+
+    records = [
+        CreateTopic("a", "id-a", ((1,),), {}),
+        DeleteTopic("b", "id-b"),
+        PartitionChange("c", 0, 1, (1,), 1, (1,)),
+        ConfigChange("d", {}),
+    ]
+    assert topics_touched(records) == {"a", "b", "c", "d"}
+    assert topics_touched([*records, RegisterBroker(1, "h", 1, "inc")]) is None
+    assert topics_touched([]) == set()

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from raftkafka.metadata.image import MetadataImage
 from raftkafka.metadata.meta_properties import ensure_meta_properties, replace_incarnation
-from raftkafka.metadata.records import MetadataRecord
+from raftkafka.metadata.records import MetadataRecord, topics_touched
 from raftkafka.net.server import RequestServer
 from raftkafka.storage.log_manager import LogManager
 from raftkafka.structs import BrokerInfo
@@ -184,8 +184,8 @@ class Broker:
         ]
 
     def _on_commit(self, image: MetadataImage, records: Sequence[MetadataRecord], first_offset: int) -> None:
-        if self._replicas_follow_image:
-            self.replicas.apply_image(image)
+        if self._replicas_follow_image:  # a snapshot (no records) or a broker change: look at everything
+            self.replicas.apply_image(image, topics_touched(records) if records else None)
         if self._image_waiters:
             waiting = []
             for predicate, future in self._image_waiters:

@@ -64,10 +64,15 @@ class ReplicaManager:
         self._checkpointed = _read_high_watermarks(self._checkpoint_path)
 
     # metadata -------------------------------------------------------------------------------------
-    def apply_image(self, image: MetadataImage) -> None:
-        """Create, reconfigure, re-role and delete local replicas so they match ``image``."""
+    def apply_image(self, image: MetadataImage, changed_topics: set[str] | None = None) -> None:
+        """Create, reconfigure, re-role and delete local replicas so they match ``image``; with
+        ``changed_topics``, only those topics changed since the last call (the rest is left as it is)."""
+        if changed_topics is None:
+            topics = list(image.topics.values())
+        else:
+            topics = [image.topics[name] for name in changed_topics if name in image.topics]
         wanted: set[TopicPartitionKey] = set()
-        for topic in image.topics.values():
+        for topic in topics:
             config = LogConfig.from_topic_config(topic.config, self.log_defaults)
             for state in topic.partitions:
                 if self.node_id not in state.replicas:
@@ -80,9 +85,13 @@ class ReplicaManager:
                 except RaftKafkaError as exc:  # an offline log: the partition is not served, the rest are
                     log.error("partition %s-%s is offline: %s", topic.name, state.partition, exc)
                     continue
-        for key in [k for k in self.partitions if k not in wanted]:
+        stale = [
+            key for key in self.partitions
+            if key not in wanted and (changed_topics is None or key[0] in changed_topics)
+        ]  # fmt: skip
+        for key in stale:
             self._drop(key)
-        if self.on_partitions_changed is not None:
+        if self.on_partitions_changed is not None and (changed_topics is None or wanted or stale):
             self.on_partitions_changed(image, self.partitions.values())
 
     def _ensure(self, topic: str, index: int, topic_id: str, config: LogConfig) -> Partition:

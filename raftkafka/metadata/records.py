@@ -38,6 +38,7 @@ __all__ = [
     "encode_record",
     "encode_records",
     "join_encoded",
+    "topics_touched",
 ]
 
 
@@ -208,3 +209,17 @@ def _decode_record(value: Any) -> MetadataRecord:
 def decode_records(data: bytes | bytearray | memoryview) -> list[MetadataRecord]:
     """The records of a batch; ``MetadataDecodeError`` if ``data`` is not a valid batch."""
     return [_decode_record(item) for item in read_list(unpack(data))]
+
+
+def topics_touched(records: Iterable[MetadataRecord]) -> set[str] | None:
+    """Names of the topics ``records`` change, or None when they change anything else (brokers,
+    controllers, the cluster id) — then a reader must look at the whole image."""
+    names: set[str] = set()
+    for record in records:
+        if isinstance(record, (CreateTopic, DeleteTopic)):
+            names.add(record.name)
+        elif isinstance(record, (PartitionChange, ConfigChange)):
+            names.add(record.topic)
+        else:
+            return None
+    return names
