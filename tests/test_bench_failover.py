@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from raftkafka.bench.failover import FailoverResult, FailoverSettings, KillResult, summarize_failovers
+from raftkafka.bench.failover_result import FailoverResult, FailoverSettings, KillResult, summarize_failovers
 from raftkafka.bench.local_cluster import planned_ports, port_is_free
 from raftkafka.cli.cluster import plan_cluster
 from raftkafka.errors import InvalidConfigError

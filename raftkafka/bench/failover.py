@@ -1,6 +1,8 @@
-"""The controller failover workload: time from ``kill -9`` of the active controller to the next committed change.
+"""The failover workload: time from ``kill -9`` of the active controller to the next committed change, or (target
+``broker``, see ``bench.broker_failover``) of a partition's leader broker to the next acknowledged acks=all write.
 
-The workload starts its own cluster (``controllers`` voters and one broker, real processes). Each round
+The workload starts its own cluster (``controllers`` voters and one broker, or three brokers for the broker
+target; real processes). For the controller target each round
 lets the quorum sit idle for ``idle_s`` seconds, finds the active controller with QUORUM_STATUS, SIGKILLs
 it and starts the clock. Every surviving controller is then asked for a change (CREATE_TOPICS of a new
 one-partition topic, see ``bench.quorum``) every ``PROBE_INTERVAL_S``: a follower answers NOT_CONTROLLER at
@@ -17,115 +19,23 @@ import itertools
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
+from raftkafka.bench.broker_failover import broker_kill_rounds
+from raftkafka.bench.failover_result import FailoverResult, FailoverSettings, KillResult
 from raftkafka.bench.local_cluster import LocalCluster, request
 from raftkafka.bench.quorum import create_topic, leader_listener, open_connection
-from raftkafka.bench.stats import percentile
-from raftkafka.errors import InvalidConfigError, KafkaTimeoutError, RaftKafkaError
+from raftkafka.errors import KafkaTimeoutError, RaftKafkaError
 from raftkafka.net.api import ApiKey
 from raftkafka.net.connection import Connection
 from raftkafka.net.eventloop import run
 
-TARGETS = ("controller",)
-CONTROLLER_COUNTS = (3, 5)
 PROBE_INTERVAL_S = 0.005
 PROBE_TIMEOUT_S = 5.0
 """How long one probe request may wait for its answer before the next is sent."""
 FAILOVER_TIMEOUT_S = 60.0
 CATCH_UP_TIMEOUT_S = 60.0
 POLL_S = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class FailoverSettings:
-    """Which role to kill, in a cluster of how many controllers, how often, after how long idle."""
-
-    target: str = "controller"
-    controllers: int = 3
-    kills: int = 10
-    idle_s: float = 10.0
-
-    def validate(self) -> FailoverSettings:
-        """Return self, or raise ``InvalidConfigError`` naming the first bad setting."""
-        if self.target not in TARGETS:
-            raise InvalidConfigError(f"--target must be one of {', '.join(TARGETS)}, not {self.target!r}")
-        if self.controllers not in CONTROLLER_COUNTS:
-            raise InvalidConfigError(f"--controllers must be one of {CONTROLLER_COUNTS}, not {self.controllers}")
-        if self.kills < 1 or self.idle_s < 0:
-            raise InvalidConfigError("--kills must be >= 1 and --idle-s >= 0")
-        return self
-
-    def as_dict(self) -> dict[str, Any]:
-        """The settings as plain JSON-ready values."""
-        return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
-class KillResult:
-    """One round: which controller was killed, which one committed next, and after how many seconds."""
-
-    killed: int
-    new_leader: int
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class FailoverSummary:
-    """Failover times over all rounds, in seconds (nearest-rank percentiles)."""
-
-    count: int
-    mean_s: float
-    p50_s: float
-    p99_s: float
-    max_s: float
-
-
-def summarize_failovers(seconds: Sequence[float]) -> FailoverSummary:
-    """The summary of per-round failover times."""
-    if not seconds:
-        raise ValueError("no failover samples")
-    ordered = sorted(seconds)
-    return FailoverSummary(
-        count=len(ordered),
-        mean_s=sum(ordered) / len(ordered),
-        p50_s=percentile(ordered, 0.50),
-        p99_s=percentile(ordered, 0.99),
-        max_s=ordered[-1],
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class FailoverResult:
-    """Every round of one run."""
-
-    settings: FailoverSettings
-    kills: tuple[KillResult, ...]
-
-    @property
-    def summary_s(self) -> FailoverSummary:
-        return summarize_failovers([kill.seconds for kill in self.kills])
-
-    def as_dict(self) -> dict[str, Any]:
-        """One JSON-ready object (what ``--json`` prints)."""
-        return {
-            "workload": "failover",
-            "target": self.settings.target,
-            "measured": "kill -9 of the active controller -> next committed metadata change",
-            "kills": [{**asdict(kill), "seconds": round(kill.seconds, 4)} for kill in self.kills],
-            "seconds": {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self.summary_s).items()},
-            "settings": self.settings.as_dict(),
-        }
-
-    def summary(self) -> str:
-        """One human line."""
-        s = self.summary_s
-        return (
-            f"failover ({self.settings.target}, {self.settings.controllers} controllers, idle "
-            f"{self.settings.idle_s:g} s): {s.count} kills, kill -9 -> next committed change in s: "
-            f"mean {s.mean_s:.3f}, p50 {s.p50_s:.3f}, p99 {s.p99_s:.3f}, max {s.max_s:.3f}"
-        )
 
 
 async def quorum_status(addresses: Sequence[str]) -> dict[str, Any]:
@@ -209,26 +119,36 @@ async def kill_round(cluster: LocalCluster, names: Iterator[str]) -> KillResult:
     return KillResult(victim.node_id, new_leader, seconds)
 
 
-async def measure(
-    settings: FailoverSettings, *, on_kill: Callable[[int, KillResult], None] | None = None
-) -> FailoverResult:
-    """Start the cluster, run ``settings.kills`` rounds, and always remove the cluster."""
+OnKill = Callable[[int, KillResult], None]
+
+
+async def controller_kill_rounds(
+    cluster: LocalCluster, settings: FailoverSettings, on_kill: OnKill | None
+) -> list[KillResult]:
+    """``settings.kills`` rounds of killing the active controller."""
     prefix = f"bench-failover-{secrets.token_hex(4)}"
     names = (f"{prefix}-{i}" for i in itertools.count())
+    await first_commit(cluster.controller_addresses, names)  # the quorum has an active controller
     kills = []
-    async with LocalCluster(settings.controllers, brokers=1) as cluster:
-        await first_commit(cluster.controller_addresses, names)  # the quorum has an active controller
-        for index in range(settings.kills):
-            await asyncio.sleep(settings.idle_s)
-            kill = await kill_round(cluster, names)
-            kills.append(kill)
-            if on_kill is not None:
-                on_kill(index, kill)
+    for index in range(settings.kills):
+        await asyncio.sleep(settings.idle_s)
+        kill = await kill_round(cluster, names)
+        kills.append(kill)
+        if on_kill is not None:
+            on_kill(index, kill)
+    return kills
+
+
+async def measure(settings: FailoverSettings, *, on_kill: OnKill | None = None) -> FailoverResult:
+    """Start the cluster, run ``settings.kills`` rounds against the target, and always remove the cluster."""
+    rounds = controller_kill_rounds if settings.target == "controller" else broker_kill_rounds
+    async with LocalCluster(
+        settings.controllers, brokers=settings.brokers, controller_args=settings.controller_args()
+    ) as cluster:
+        kills = await rounds(cluster, settings, on_kill)
     return FailoverResult(settings, tuple(kills))
 
 
-def run_failover(
-    settings: FailoverSettings, *, on_kill: Callable[[int, KillResult], None] | None = None
-) -> FailoverResult:
+def run_failover(settings: FailoverSettings, *, on_kill: OnKill | None = None) -> FailoverResult:
     """Run the workload; ``on_kill(index, kill)`` after each round (the CLI's progress)."""
     return run(measure(settings.validate(), on_kill=on_kill))

@@ -200,7 +200,11 @@ def metadata(
 
 @bench.command()
 @click.option(
-    "--target", type=click.Choice(["controller"]), default="controller", show_default=True, help="The role to kill."
+    "--target",
+    type=click.Choice(["controller", "broker"]),
+    default="controller",
+    show_default=True,
+    help="The role to kill: the active controller, or the leader broker of a partition written with acks=all.",
 )
 @click.option(
     "--controllers", type=click.Choice(["3", "5"]), default="3", show_default=True, help="Controllers to start."
@@ -209,24 +213,58 @@ def metadata(
 @click.option(
     "--idle-s", type=click.FloatRange(min=0), default=10.0, show_default=True, help="Idle time before each kill."
 )
+@click.option(
+    "--broker-session-timeout-ms",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Passed to every controller: a broker silent this long is fenced  [default: the controller's, 9000].",
+)
+@click.option(
+    "--broker-heartbeat-interval-ms",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Passed to every controller: the heartbeat interval brokers are told to use  [default: the "
+    "controller's, 2000].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (no progress).")
 @config_option
 @log_level_option
-def failover(target: str, controllers: str, kills: int, idle_s: float, as_json: bool, log_level: str) -> None:
-    """Start a local cluster; kill -9 the active controller --kills times: time to the next committed change.
+def failover(
+    target: str,
+    controllers: str,
+    kills: int,
+    idle_s: float,
+    broker_session_timeout_ms: int | None,
+    broker_heartbeat_interval_ms: int | None,
+    as_json: bool,
+    log_level: str,
+) -> None:
+    """Start a local cluster; kill -9 a node --kills times and time how long until the cluster serves again.
 
-    Each round waits --idle-s, kills the active controller (found with QUORUM_STATUS), asks every survivor for a
-    metadata change until one commits, then restarts the killed one and waits until it caught up.
+    --target controller: each round waits --idle-s, kills the active controller (found with QUORUM_STATUS), asks
+    every survivor for a metadata change until one commits, then restarts the killed one and waits until it caught
+    up. --target broker: 3 brokers, a 1-partition topic with replication factor 3 and min.insync.replicas=2 written
+    one record at a time with acks=all; each round waits --idle-s, kills the partition's leader (from METADATA),
+    times the next acknowledged write sent after the kill, restarts the broker and waits until it is back in the ISR.
     """
-    from raftkafka.bench.failover import FailoverSettings, KillResult, run_failover
+    from raftkafka.bench.failover import run_failover
+    from raftkafka.bench.failover_result import FailoverSettings, KillResult
 
     def show(index: int, kill: KillResult) -> None:
         if not as_json:
+            served = "committed" if target == "controller" else "leads, next write acknowledged"
             click.echo(
-                f"kill {index + 1}/{kills}: controller {kill.killed} killed, {kill.new_leader} committed after "
+                f"kill {index + 1}/{kills}: {target} {kill.killed} killed, {kill.new_leader} {served} after "
                 f"{kill.seconds:.3f} s",
                 err=True,
             )
 
-    settings = FailoverSettings(target=target, controllers=int(controllers), kills=kills, idle_s=idle_s)
+    settings = FailoverSettings(
+        target=target,
+        controllers=int(controllers),
+        kills=kills,
+        idle_s=idle_s,
+        broker_session_timeout_ms=broker_session_timeout_ms,
+        broker_heartbeat_interval_ms=broker_heartbeat_interval_ms,
+    )
     report(lambda: run_failover(settings, on_kill=show), as_json=as_json, log_level=log_level)
