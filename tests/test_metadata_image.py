@@ -24,6 +24,7 @@ from raftkafka.metadata.records import (
     MetadataDecodeError,
     MetadataRecord,
     PartitionChange,
+    ProducerIdsBlock,
     RegisterBroker,
     RegisterController,
     SetClusterId,
@@ -162,7 +163,8 @@ def test_to_bytes_round_trip() -> None:
     "payload",
     [
         b"",
-        msgpack.packb([4, -1, [], [], [], None]),  # unknown format version
+        msgpack.packb([5, -1, [], [], [], None, 0]),  # unknown format version
+        msgpack.packb([4, -1, [], [], [], None]),  # version 4 without the next producer id
         msgpack.packb([2, -1, [], []]),  # version 2 without the controllers
         msgpack.packb([3, -1, [], [], [], 7]),  # a cluster id that is not a string
         msgpack.packb([1, -1, [[1, "h", 1, "i", False, 0], [1, "h", 1, "i", False, 0]], []]),
@@ -196,6 +198,7 @@ any_record: st.SearchStrategy[MetadataRecord] = st.one_of(
     ),
     st.builds(ConfigChange, st.sampled_from(["a", "b"]), st.dictionaries(st.sampled_from(["k"]), st.just("v"))),
     st.builds(SetClusterId, st.sampled_from(["", "c1", "c2"])),
+    st.builds(ProducerIdsBlock, st.integers(0, 3000)),
 )
 
 
@@ -220,14 +223,16 @@ def test_controller_listeners_replay_and_encode() -> None:
     assert MetadataImage.from_bytes(image.to_bytes()) == image
 
 
-def test_version_1_and_2_images_without_controllers_or_cluster_id_still_load() -> None:
+def test_version_1_to_3_images_without_controllers_cluster_id_or_producer_ids_still_load() -> None:
     image = cluster()
-    version, offset, brokers, topics, controllers, cluster_id = msgpack.unpackb(image.to_bytes())
-    assert (version, controllers, cluster_id) == (3, [], None)
+    version, offset, brokers, topics, controllers, cluster_id, next_producer_id = msgpack.unpackb(image.to_bytes())
+    assert (version, controllers, cluster_id, next_producer_id) == (4, [], None, 0)
+    version_3 = msgpack.packb([3, offset, brokers, topics, controllers, "c"], use_bin_type=True)
+    assert MetadataImage.from_bytes(version_3) == replay_all(image, [SetClusterId("c")], image.offset)
     old = msgpack.packb([1, offset, brokers, topics], use_bin_type=True)
     assert MetadataImage.from_bytes(old) == image
     with_controllers = replay_all(image, [RegisterController(1001, "h", 7001)], 4)
-    _, offset, brokers, topics, controllers, _ = msgpack.unpackb(with_controllers.to_bytes())
+    _, offset, brokers, topics, controllers, _, _ = msgpack.unpackb(with_controllers.to_bytes())
     version_2 = msgpack.packb([2, offset, brokers, topics, controllers], use_bin_type=True)
     assert MetadataImage.from_bytes(version_2) == with_controllers
 
@@ -241,4 +246,15 @@ def test_the_first_committed_cluster_id_stays() -> None:
     image = delta.apply()
     assert (image.cluster_id, image.offset) == ("first", 6)
     assert replay_all(image, [SetClusterId("third")], 7).cluster_id == "first"
+    assert MetadataImage.from_bytes(image.to_bytes()) == image
+
+
+def test_producer_id_blocks_only_move_forward() -> None:
+    assert EMPTY_IMAGE.next_producer_id == 0
+    delta = MetadataDelta(cluster())
+    assert delta.replay(ProducerIdsBlock(1000), 4)
+    assert delta.replay(ProducerIdsBlock(2000), 5)
+    assert not delta.replay(ProducerIdsBlock(1000), 6)  # decided on an older image: reserves nothing
+    image = delta.apply()
+    assert (image.next_producer_id, image.offset) == (2000, 6)
     assert MetadataImage.from_bytes(image.to_bytes()) == image

@@ -36,6 +36,7 @@ from raftkafka.metadata.records import (
     FenceBroker,
     MetadataRecord,
     PartitionChange,
+    ProducerIdsBlock,
     RegisterBroker,
     RegisterController,
     SetClusterId,
@@ -43,10 +44,12 @@ from raftkafka.metadata.records import (
 )
 
 NO_LEADER = -1
-IMAGE_FORMAT_VERSION = 3
-"""Version 2 added the controllers, version 3 the cluster id; older images still load (without them)."""
+IMAGE_FORMAT_VERSION = 4
+"""Version 2 added the controllers, version 3 the cluster id, version 4 the next producer id; older images
+still load (without them)."""
 _IMAGE_V1 = 1
 _IMAGE_V2 = 2
+_IMAGE_V3 = 3
 
 
 def _frozen(mapping: dict[Any, Any]) -> Mapping[Any, Any]:
@@ -107,6 +110,7 @@ class MetadataImage:
     """The cluster metadata after the record at ``offset`` (-1: no record yet).
 
     ``cluster_id`` is None until the first active controller of the quorum has committed one.
+    ``next_producer_id``: producer ids below it are reserved (``ProducerIdsBlock``), the next block starts there.
     """
 
     brokers: Mapping[int, BrokerRegistration] = field(default_factory=lambda: _frozen({}))
@@ -114,6 +118,7 @@ class MetadataImage:
     offset: int = -1
     controllers: Mapping[int, ControllerRegistration] = field(default_factory=lambda: _frozen({}))
     cluster_id: str | None = None
+    next_producer_id: int = 0
 
     def topic(self, name: str) -> TopicImage | None:
         """The topic called ``name``, or None."""
@@ -148,7 +153,8 @@ class MetadataImage:
         ]
         controllers = [[c.node_id, c.host, c.port] for _, c in sorted(self.controllers.items())]
         return msgpack.packb(
-            [IMAGE_FORMAT_VERSION, self.offset, brokers, topics, controllers, self.cluster_id], use_bin_type=True
+            [IMAGE_FORMAT_VERSION, self.offset, brokers, topics, controllers, self.cluster_id, self.next_producer_id],
+            use_bin_type=True,
         )
 
     @classmethod
@@ -157,13 +163,15 @@ class MetadataImage:
         fields = read_list(unpack(data))
         version = read_int(fields[0]) if fields else None
         if version == _IMAGE_V1:
-            fields = [*fields, [], None]
+            fields = [*fields, [], None, 0]
         elif version == _IMAGE_V2:
-            fields = [*fields, None]
+            fields = [*fields, None, 0]
+        elif version == _IMAGE_V3:
+            fields = [*fields, 0]
         elif version != IMAGE_FORMAT_VERSION:
             raise MetadataDecodeError(f"unsupported metadata image format {version}")
-        _, offset, broker_items, topic_items, controller_items, cluster_id = read_fields(
-            fields, (read_int,) * 2 + (read_list,) * 3 + (read_optional_str,)
+        _, offset, broker_items, topic_items, controller_items, cluster_id, next_producer_id = read_fields(
+            fields, (read_int,) * 2 + (read_list,) * 3 + (read_optional_str, read_int)
         )
         brokers: dict[int, BrokerRegistration] = {}
         for item in broker_items:
@@ -186,7 +194,7 @@ class MetadataImage:
             if controller.node_id in controllers:
                 raise MetadataDecodeError(f"controller {controller.node_id} appears twice")
             controllers[controller.node_id] = controller
-        return cls(_frozen(brokers), _frozen(topics), offset, _frozen(controllers), cluster_id)
+        return cls(_frozen(brokers), _frozen(topics), offset, _frozen(controllers), cluster_id, next_producer_id)
 
 
 _BROKER_READERS = (read_int, read_str, read_int, read_str, read_bool, read_int)
@@ -211,6 +219,7 @@ class MetadataDelta:
         self._topics: dict[str, TopicImage] | None = None
         self._controllers: dict[int, ControllerRegistration] | None = None
         self._cluster_id = image.cluster_id
+        self._next_producer_id = image.next_producer_id
         self._changed_partitions: dict[str, dict[int, PartitionState]] = {}
 
     def replay(self, record: MetadataRecord, offset: int) -> bool:
@@ -231,7 +240,7 @@ class MetadataDelta:
                 changed[name] = TopicImage(topic.name, topic.topic_id, merged, topic.config)
             topics = _frozen(changed)
         controllers = self._image.controllers if self._controllers is None else _frozen(self._controllers)
-        return MetadataImage(brokers, topics, self._offset, controllers, self._cluster_id)
+        return MetadataImage(brokers, topics, self._offset, controllers, self._cluster_id, self._next_producer_id)
 
     # -- state views while replaying --
 
@@ -330,6 +339,12 @@ class MetadataDelta:
         self._cluster_id = record.cluster_id
         return True
 
+    def _reserve_producer_ids(self, record: ProducerIdsBlock, offset: int) -> bool:
+        if record.next_producer_id <= self._next_producer_id:  # decided on an older image: nothing new reserved
+            return False
+        self._next_producer_id = record.next_producer_id
+        return True
+
     def _change_config(self, record: ConfigChange, offset: int) -> bool:
         topic = self._topic_map().get(record.topic)
         if topic is None:
@@ -350,6 +365,7 @@ _HANDLERS: dict[type[MetadataRecord], Any] = {
     ConfigChange: MetadataDelta._change_config,
     RegisterController: MetadataDelta._register_controller,
     SetClusterId: MetadataDelta._set_cluster_id,
+    ProducerIdsBlock: MetadataDelta._reserve_producer_ids,
 }
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "MetadataDecodeError",
     "MetadataRecord",
     "PartitionChange",
+    "ProducerIdsBlock",
     "RegisterBroker",
     "RegisterController",
     "SetClusterId",
@@ -167,6 +168,16 @@ class SetClusterId(MetadataRecord):
     cluster_id: str
 
 
+@record_kind
+@_record
+class ProducerIdsBlock(MetadataRecord):
+    """The active controller reserved the producer ids below ``next_producer_id`` (from the image's previous
+    ``next_producer_id`` on) to hand out to idempotent producers; no controller hands them out again."""
+
+    KIND: ClassVar[int] = 10
+    next_producer_id: int
+
+
 def _fields_of(record: MetadataRecord) -> list[Any]:
     try:
         names = _FIELD_NAMES[type(record)]
@@ -220,6 +231,6 @@ def topics_touched(records: Iterable[MetadataRecord]) -> set[str] | None:
             names.add(record.name)
         elif isinstance(record, (PartitionChange, ConfigChange)):
             names.add(record.topic)
-        else:
+        elif not isinstance(record, ProducerIdsBlock):
             return None
     return names
