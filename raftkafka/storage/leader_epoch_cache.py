@@ -62,7 +62,8 @@ class LeaderEpochCache:
         cache = cls(path)
         for epoch, base_offset in batches:
             cache._assign(epoch, base_offset)
-        cache.flush()
+        if cache._entries or path.exists():  # a new, empty log needs no file (two fsyncs per new partition)
+            cache.flush()
         return cache
 
     @property
