@@ -48,6 +48,10 @@ class ControllerChannel(Protocol):
         """The QUORUM_STATUS response body (leader, voters, their offsets) of the active controller."""
         ...
 
+    async def init_producer_id(self) -> tuple[int, int]:
+        """``(producer id, producer epoch)`` for a new idempotent producer, from the active controller."""
+        ...
+
 
 class BrokerApi:
     """Builds the API-key → handler table served by the broker's ``RequestServer``."""
@@ -85,6 +89,7 @@ class BrokerApi:
             ApiKey.DELETE_TOPICS: self.delete_topics,
             ApiKey.QUORUM_STATUS: self.quorum_status,
             ApiKey.OFFSETS_FOR_LEADER_EPOCH: self.offsets_for_leader_epoch,
+            ApiKey.INIT_PRODUCER_ID: self.init_producer_id,
         }
 
     # API_VERSIONS, METADATA -----------------------------------------------------------------------
@@ -314,6 +319,16 @@ class BrokerApi:
         await self._wait_for_image(lambda image: not deleted & image.topics.keys(), timeout)
         return {"topics": [list(result) for result in results]}
 
+
+    # INIT_PRODUCER_ID ------------------------------------------------------------------------------
+    def init_producer_id(self, version: int, body: Any) -> Any:
+        timeout = field(body, "timeout_ms", int, 30_000) / 1000
+        return self._init_producer_id(timeout)
+
+    async def _init_producer_id(self, timeout: float) -> Any:
+        async with asyncio.timeout(timeout):
+            producer_id, producer_epoch = await self.controller.init_producer_id()
+        return {"producer_id": producer_id, "producer_epoch": producer_epoch}
 
     # QUORUM_STATUS --------------------------------------------------------------------------------
     def quorum_status(self, version: int, body: Any) -> Any:

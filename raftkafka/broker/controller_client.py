@@ -158,6 +158,11 @@ class RemoteController:
         """The QUORUM_STATUS response body of the active controller."""
         return await self.request(ApiKey.QUORUM_STATUS, {})  # type: ignore[no-any-return]
 
+    async def init_producer_id(self) -> tuple[int, int]:
+        """``(producer id, producer epoch)`` for a new idempotent producer (safe to repeat: a lost id is skipped)."""
+        answer = await self.request(ApiKey.INIT_PRODUCER_ID, {"timeout_ms": self._timeout_ms()})
+        return field(answer, "producer_id", int), field(answer, "producer_epoch", int)
+
     # -- the request loop --
 
     async def request(

@@ -25,7 +25,7 @@ this very object. Either way a session granted at activation does not make a bro
 hold against a new incarnation: only a broker heard from since does (``BrokerSessions.heard_live``).
 
 Ids and randomness (cluster id, topic ids, placement start index) are drawn here, outside the pure
-decisions.
+decisions. Producer ids come from a block this controller reserved in the metadata log (``producer_ids``).
 Event loop thread only.
 """
 
@@ -37,7 +37,7 @@ import logging
 import math
 import random
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from raftkafka.controller.brokers import (
@@ -49,6 +49,7 @@ from raftkafka.controller.brokers import (
     register_broker,
 )
 from raftkafka.controller.isr_changes import IsrChange, IsrChangeResult, alter_isr
+from raftkafka.controller.producer_ids import FIRST_PRODUCER_EPOCH, reserve_producer_ids
 from raftkafka.controller.quorum_status import describe_quorum
 from raftkafka.controller.sessions import BrokerSessions
 from raftkafka.controller.topics import NewTopic, TopicResult, create_topic, delete_topic
@@ -99,6 +100,8 @@ class QuorumController:
         self._active_term: int | None = None
         self._activating = False
         self._listener: ControllerRegistration | None = None
+        self._producer_ids: Iterator[int] = iter(())  # the rest of the last block reserved here
+        self._reserving_producer_ids: asyncio.Future[None] | None = None
 
     def quorum_status(self) -> dict[str, Any]:
         """This voter's view of the quorum, as the QUORUM_STATUS wire body."""
@@ -252,6 +255,27 @@ class QuorumController:
             logger.info("ISR of %s-%d is now %s (asked by leader %d)", record.topic, record.partition, list(record.isr),
                         broker_id)  # fmt: skip
         return results
+
+    async def init_producer_id(self) -> tuple[int, int]:
+        """``(producer id, producer epoch)`` for a new idempotent producer: the next id of the block this
+        controller reserved, reserving (committing) the next block first when it is used up."""
+        while True:
+            self._decision_image()  # NOT_CONTROLLER unless active
+            producer_id = next(self._producer_ids, None)
+            if producer_id is not None:
+                return producer_id, FIRST_PRODUCER_EPOCH
+            if self._reserving_producer_ids is None:  # one reservation at a time; every caller waits for it
+                self._reserving_producer_ids = asyncio.ensure_future(self._reserve_producer_ids())
+            await asyncio.shield(self._reserving_producer_ids)
+
+    async def _reserve_producer_ids(self) -> None:
+        try:
+            record, ids = reserve_producer_ids(self._decision_image())
+            await self._commit([record])
+            self._producer_ids = iter(ids)  # only once committed: ids of a failed reservation may be reserved again
+            logger.info("reserved producer ids %d-%d", ids.start, ids.stop - 1)
+        finally:
+            self._reserving_producer_ids = None
 
     async def fence_expired_brokers(self) -> list[int]:
         """Fence the unfenced brokers whose session expired (none without session tracking); their node ids."""

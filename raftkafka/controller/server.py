@@ -40,6 +40,7 @@ CONTROLLER_APIS = (
     ApiKey.METADATA_LOG,
     ApiKey.QUORUM_STATUS,
     ApiKey.ALTER_PARTITION,
+    ApiKey.INIT_PRODUCER_ID,
 )
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 _DEFAULT_ADMIN_TIMEOUT_MS = 30_000
@@ -128,6 +129,7 @@ class ControllerServer:
             ApiKey.METADATA_LOG: self.metadata_log_fetch,
             ApiKey.QUORUM_STATUS: self.quorum_status,
             ApiKey.ALTER_PARTITION: self.alter_partition,
+            ApiKey.INIT_PRODUCER_ID: self.init_producer_id,
         }
 
     def api_versions(self, version: int, body: Any) -> Any:
@@ -189,6 +191,13 @@ class ControllerServer:
             _timeout_s(body),
             lambda c: c.alter_partition(broker_id, broker_epoch, changes),
             lambda results: {"topics": results_to_wire(results), "controller_epoch": self._epoch()},
+        )
+
+    def init_producer_id(self, version: int, body: Any) -> Any:
+        return self._active_call(
+            _timeout_s(body),
+            lambda c: c.init_producer_id(),
+            lambda ids: {"producer_id": ids[0], "producer_epoch": ids[1], "controller_epoch": self._epoch()},
         )
 
     def metadata_log_fetch(self, version: int, body: Any) -> Any:

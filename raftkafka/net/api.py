@@ -38,6 +38,18 @@ LIST_OFFSETS       ``{"topics": [[topic, [[partition, timestamp], ...]], ...]}``
 CREATE_TOPICS      ``{"topics": [{"name", "partitions", "replication_factor", "config": {k: v}}],
                    "timeout_ms", "validate_only"}`` → ``{"topics": [[name, error, message], ...]}``
 DELETE_TOPICS      ``{"topics": [name, ...], "timeout_ms"}`` → ``{"topics": [[name, error, message], ...]}``
+INIT_PRODUCER_ID   ``{"timeout_ms"}`` → ``{"producer_id", "producer_epoch"}``: a new producer id (unique in the
+                   cluster, never handed out twice, across controller failovers too) at epoch 0 for an
+                   idempotent producer (Kafka's InitProducerId without a transactional id). Brokers forward it
+                   to the active controller (controllers answer it too, plus ``controller_epoch``), which hands
+                   out ids from blocks it reserved in the metadata log. Safe to retry: an id lost with its answer
+                   is only skipped. Idempotent PRODUCE batches carry the id, the epoch and a sequence number
+                   per partition (the first record's; each record counts one, from 0): the partition leader
+                   answers a retry of one of the producer's last 5 batches with the stored batch's base offset
+                   without appending it again, and refuses a gap or an overlap (``OUT_OF_ORDER_SEQUENCE``), an
+                   older epoch (``INVALID_PRODUCER_EPOCH``), a first batch not at sequence 0 from a producer id
+                   the partition has no record of (``UNKNOWN_PRODUCER_ID``) and an idempotent batch that is
+                   not alone in its partition entry (``INVALID_REQUEST``).
 =================  ==========================================================================================
 
 Controller APIs (served by every controller; those that change metadata are answered only by the
@@ -117,6 +129,7 @@ class ApiKey(IntEnum):
     CREATE_TOPICS = 5
     DELETE_TOPICS = 6
     OFFSETS_FOR_LEADER_EPOCH = 7
+    INIT_PRODUCER_ID = 8
     BROKER_REGISTER = 20
     BROKER_HEARTBEAT = 21
     METADATA_LOG = 22
