@@ -1,5 +1,5 @@
-"""``raftkafka bench failover --target controller``: its pure parts, one real kill round parsed from --json, and
-cleanup of the cluster's processes on Ctrl-C. No speed is asserted."""
+"""``raftkafka bench failover --target controller|broker``: its pure parts, one real kill round of each target
+parsed from --json, and cleanup of the cluster's processes on Ctrl-C. No speed is asserted."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from raftkafka.bench.broker_failover import partition_state
 from raftkafka.bench.failover_result import FailoverResult, FailoverSettings, KillResult, summarize_failovers
 from raftkafka.bench.local_cluster import planned_ports, port_is_free
 from raftkafka.cli.cluster import plan_cluster
@@ -31,8 +32,11 @@ def test_failover_times_are_summarized_by_nearest_rank() -> None:
 
 def test_settings_refuse_what_cannot_run() -> None:
     FailoverSettings().validate()
+    FailoverSettings(target="broker", broker_session_timeout_ms=2000, broker_heartbeat_interval_ms=500).validate()
     for bad in (
-        FailoverSettings(target="broker"),
+        FailoverSettings(target="zookeeper"),
+        FailoverSettings(broker_session_timeout_ms=0),
+        FailoverSettings(broker_heartbeat_interval_ms=0),
         FailoverSettings(controllers=1),
         FailoverSettings(kills=0),
         FailoverSettings(idle_s=-1),
@@ -47,6 +51,30 @@ def test_result_lists_every_kill() -> None:
     assert figures["workload"] == "failover" and figures["target"] == "controller"
     assert figures["kills"][1] == {"killed": 1002, "new_leader": 1003, "seconds": 0.5}
     assert figures["seconds"]["count"] == 2 and figures["seconds"]["max_s"] == 0.5
+
+
+def test_broker_target_settings_and_result() -> None:
+    settings = FailoverSettings(target="broker", kills=1, idle_s=0, broker_session_timeout_ms=2000)
+    assert settings.brokers == 3 and FailoverSettings().brokers == 1
+    assert settings.controller_args() == ["--broker-session-timeout-ms", "2000"]
+    assert FailoverSettings().controller_args() == []
+    result = FailoverResult(settings, (KillResult(1, 2, 8.5),))
+    figures = result.as_dict()
+    assert figures["target"] == "broker" and "acks=all" in figures["measured"]
+    assert figures["settings"]["brokers"] == 3 and figures["settings"]["broker_session_timeout_ms"] == 2000
+    assert "session timeout 2000 ms" in result.summary()
+
+
+def test_partition_state_is_read_from_a_metadata_answer() -> None:
+    answer = {
+        "topics": [
+            {"name": "other", "error": 0, "partitions": [[0, 3, 1, [3], [3]]]},
+            {"name": "t", "error": 0, "partitions": [[1, 2, 0, [2, 3], [2]], [0, 1, 4, [1, 2, 3], [1, 3]]]},
+        ]
+    }
+    assert partition_state(answer, "t") == (1, [1, 3])
+    assert partition_state({"topics": [{"name": "t", "error": 3, "partitions": []}]}, "t") is None
+    assert partition_state({}, "t") is None
 
 
 def test_the_planned_cluster_binds_listeners_and_raft_ports(tmp_path: Path) -> None:
@@ -77,6 +105,28 @@ def test_one_kill_round_reports_the_failover_and_cleans_up(tmp_path: Path) -> No
     assert {kill["killed"], kill["new_leader"]} <= {1001, 1002, 1003}
     assert kill["seconds"] > 0
     assert figures["seconds"]["count"] == 1
+    assert not list(tmp_path.glob("raftkafka-bench-*")), "the cluster's data dir was left behind"
+    assert not processes_mentioning(str(tmp_path)), "cluster processes were left running"
+
+
+def test_one_broker_kill_round_reports_the_failover_and_cleans_up(tmp_path: Path) -> None:
+    # a short session timeout keeps the test quick; the default one is measured in bench/README.md
+    proc = bench_failover(
+        tmp_path, "--target", "broker", "--kills", "1", "--idle-s", "0", "--json",
+        "--broker-session-timeout-ms", "2000", "--broker-heartbeat-interval-ms", "500",
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err.decode(errors="replace")
+    figures = json.loads(out)
+    assert figures["workload"] == "failover" and figures["target"] == "broker"
+    (kill,) = figures["kills"]
+    assert kill["killed"] != kill["new_leader"]
+    assert {kill["killed"], kill["new_leader"]} <= {1, 2, 3}
+    assert kill["seconds"] > 0
+    assert figures["settings"]["broker_session_timeout_ms"] == 2000
     assert not list(tmp_path.glob("raftkafka-bench-*")), "the cluster's data dir was left behind"
     assert not processes_mentioning(str(tmp_path)), "cluster processes were left running"
 
