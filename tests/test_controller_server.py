@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from raftkafka.controller.config import ControllerConfig
+from raftkafka.controller.config import DEFAULT_HEARTBEAT_INTERVAL_MS, ControllerConfig
 from raftkafka.controller.server import CONTROLLER_APIS, ControllerServer
 from raftkafka.errors import InvalidRequestError, StaleBrokerEpochError
 from raftkafka.metadata.image import MetadataImage
@@ -118,7 +118,7 @@ def test_quorum_status_heartbeats_and_api_versions(tmp_path: Path) -> None:
             body = {"node_id": 1, "broker_epoch": epoch, "metadata_offset": epoch, "want_shutdown": False}
             answer = await connection.request(ApiKey.BROKER_HEARTBEAT, 0, body)
             assert answer["fenced"] is False and answer["should_shutdown"] is False
-            assert answer["heartbeat_interval_ms"] == 2000 and answer["controller_epoch"] >= 1
+            assert answer["heartbeat_interval_ms"] == DEFAULT_HEARTBEAT_INTERVAL_MS and answer["controller_epoch"] >= 1
             with pytest.raises(StaleBrokerEpochError):
                 await connection.request(ApiKey.BROKER_HEARTBEAT, 0, {**body, "broker_epoch": epoch + 1})
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from raftkafka.controller.brokers import HeartbeatReply
+from raftkafka.controller.config import DEFAULT_HEARTBEAT_INTERVAL_MS
 from raftkafka.errors import (
     BrokerIdNotRegisteredError,
     DuplicateBrokerRegistrationError,
@@ -35,7 +36,6 @@ from raftkafka.errors import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HEARTBEAT_INTERVAL_MS = 2_000
 MIN_HEARTBEAT_INTERVAL_MS = 10
 DEFAULT_DUPLICATE_TIMEOUT_S = 30.0
 """How long a registration refused as a duplicate is retried: longer than the controllers' session timeout."""

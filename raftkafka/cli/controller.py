@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from raftkafka.cli.options import config_option, data_dir_option, fail, log_level_option, run_command, setup_logging
-from raftkafka.controller.config import ControllerConfig, parse_address, parse_voters
+from raftkafka.controller.config import DEFAULT_HEARTBEAT_INTERVAL_MS, ControllerConfig, parse_address, parse_voters
 from raftkafka.controller.server import ControllerServer
 from raftkafka.net.eventloop import run
 from raftkafka.raftlog.cluster_secret import resolve_cluster_secret
@@ -59,7 +59,7 @@ async def serve_controller(config: ControllerConfig, cluster_secret: str) -> Non
 )
 @click.option("--broker-session-timeout-ms", type=int, default=9_000, show_default=True,
               help="broker.session.timeout.ms: a broker silent this long is fenced.")
-@click.option("--broker-heartbeat-interval-ms", type=int, default=2_000, show_default=True,
+@click.option("--broker-heartbeat-interval-ms", type=int, default=DEFAULT_HEARTBEAT_INTERVAL_MS, show_default=True,
               help="broker.heartbeat.interval.ms: the heartbeat interval brokers are told to use.")
 @log_level_option
 def controller(

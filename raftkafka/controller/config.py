@@ -13,6 +13,10 @@ from pathlib import Path
 
 from raftkafka.raftlog.metadata_log import MetadataLogConfig
 
+DEFAULT_HEARTBEAT_INTERVAL_MS = 500
+"""``broker.heartbeat.interval.ms``. Kafka uses 2000 ms; a shorter interval lets the active controller fence a
+crashed broker (its heartbeat connection closed) after two intervals instead of the whole session timeout."""
+
 MAX_PORT = 65535
 Address = tuple[str, int]
 
@@ -60,7 +64,7 @@ class ControllerConfig:
     data_dir: Path
     broker_session_timeout_ms: int = 9_000
     """``broker.session.timeout.ms``: a broker silent this long is fenced."""
-    broker_heartbeat_interval_ms: int = 2_000
+    broker_heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS
     """``broker.heartbeat.interval.ms``: told to brokers in the registration and heartbeat answers."""
     leadership_poll_ms: int = 50
     """How often the process checks for a leadership or term change and for expired sessions."""

@@ -242,6 +242,10 @@ class QuorumController:
             logger.info("broker %d %s", node_id, "shut down (fenced)" if want_shutdown else "unfenced")
         return reply
 
+    def broker_connection_lost(self, node_id: int, grace_s: float) -> None:
+        """The connection the broker heartbeats on closed: fence it after ``grace_s`` unless it comes back."""
+        self._sessions.cut_short(node_id, grace_s)
+
     async def alter_partition(
         self, broker_id: int, broker_epoch: int, changes: Sequence[IsrChange]
     ) -> list[IsrChangeResult]:

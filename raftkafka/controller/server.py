@@ -26,7 +26,7 @@ from raftkafka.controller.sessions import BrokerSessions, Clock
 from raftkafka.errors import InvalidRequestError, NotControllerError
 from raftkafka.metadata.records import encode_records
 from raftkafka.net.api import SUPPORTED_VERSIONS, ApiKey, field, topic_partition_lists
-from raftkafka.net.server import Handler, RequestServer
+from raftkafka.net.server import ConnectionId, Handler, RequestServer, current_connection
 from raftkafka.raftlog.metadata_log import MetadataLog
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class ControllerServer:
         self.server: RequestServer | None = None
         self.address: tuple[str, int] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._heartbeat_connections: dict[int, ConnectionId] = {}  # broker node id → its heartbeat connection
 
     async def start(self) -> tuple[str, int]:
         """Join the quorum and listen for requests; returns the bound listener address."""
@@ -78,7 +79,7 @@ class ControllerServer:
             node_id=config.node_id,
             voters={node_id: raft_address(address) for node_id, address in config.voters.items()},
         )
-        self.server = RequestServer(self.handlers())
+        self.server = RequestServer(self.handlers(), on_connection_lost=self._connection_lost)
         try:
             self.address = await self.server.start(config.listen_host, config.listen_port)
         except OSError:
@@ -169,6 +170,7 @@ class ControllerServer:
 
     def broker_heartbeat(self, version: int, body: Any) -> Any:
         node_id = field(body, "node_id", int)
+        self._heartbeat_connections[node_id] = current_connection.get()
         broker_epoch = field(body, "broker_epoch", int)
         metadata_offset = field(body, "metadata_offset", int)
         want_shutdown = field(body, "want_shutdown", bool, False)
@@ -182,6 +184,14 @@ class ControllerServer:
                 "controller_epoch": self._epoch(),
             },
         )
+
+    def _connection_lost(self, connection: ConnectionId) -> None:
+        """A broker's heartbeat connection closed: a dead process is fenced after two heartbeat intervals, not
+        after the whole session timeout (a live broker reconnects and heartbeats well within that)."""
+        for node_id in [n for n, c in self._heartbeat_connections.items() if c == connection]:
+            del self._heartbeat_connections[node_id]
+            if self.controller is not None:
+                self.controller.broker_connection_lost(node_id, 2 * self.config.broker_heartbeat_interval_ms / 1000)
 
     def alter_partition(self, version: int, body: Any) -> Any:
         broker_id = field(body, "broker_id", int)

@@ -41,6 +41,13 @@ class BrokerSessions:
         self._last_contact = dict.fromkeys(node_ids, now)
         self._heard = set()
 
+    def cut_short(self, node_id: int, remaining_s: float) -> None:
+        """Let the broker's session end ``remaining_s`` from now unless it is heard from again (its connection
+        closed: a crashed process is fenced in moments, a reconnecting one heartbeats in time)."""
+        last = self._last_contact.get(node_id)
+        if last is not None:
+            self._last_contact[node_id] = min(last, self._clock() - self.timeout_s + remaining_s)
+
     def remove(self, node_id: int) -> None:
         """Forget the broker's session (it shut down)."""
         self._last_contact.pop(node_id, None)

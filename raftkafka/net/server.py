@@ -10,8 +10,10 @@ multiplexed by correlation id. Runs on the event loop thread only.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any, cast
 
 from raftkafka.errors import (
@@ -28,6 +30,10 @@ from raftkafka.net.frame import DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameErro
 log = logging.getLogger(__name__)
 
 Handler = Callable[[int, Any], Any]
+ConnectionId = int
+
+current_connection: ContextVar[ConnectionId] = ContextVar("current_connection", default=0)
+"""While a handler runs (and in the tasks it starts), the id of the connection its request came on."""
 NO_RESPONSE = object()
 """Returned by a handler for a request that gets no answer (produce with acks=0)."""
 
@@ -37,6 +43,7 @@ class _ServerConnection(asyncio.Protocol):
 
     def __init__(self, server: RequestServer) -> None:
         self._server = server
+        self.id: ConnectionId = next(server.connection_ids)
         self._decoder = FrameDecoder(server.max_frame_bytes)
         self._transport: asyncio.Transport | None = None
         self._in_flight = 0
@@ -51,6 +58,8 @@ class _ServerConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.connections.discard(self)
+        if self._server.on_connection_lost is not None:
+            self._server.on_connection_lost(self.id)
         self._transport = None
         for task in list(self._tasks):
             task.cancel()
@@ -69,10 +78,14 @@ class _ServerConnection(asyncio.Protocol):
         except FrameError as exc:
             self._abort(str(exc))
             return
-        for payload in payloads:
-            if self._transport is None:
-                return
-            self._dispatch(payload)
+        token = current_connection.set(self.id)
+        try:
+            for payload in payloads:
+                if self._transport is None:
+                    return
+                self._dispatch(payload)
+        finally:
+            current_connection.reset(token)
 
     # request handling -----------------------------------------------------------------------------
     def _dispatch(self, payload: bytes) -> None:
@@ -167,10 +180,13 @@ class RequestServer:
         *,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         max_in_flight: int = 128,
+        on_connection_lost: Callable[[ConnectionId], None] | None = None,
     ) -> None:
         self.handlers = dict(handlers)
         self.max_frame_bytes = max_frame_bytes
         self.max_in_flight = max_in_flight
+        self.on_connection_lost = on_connection_lost
+        self.connection_ids = itertools.count(1)
         self.connections: set[_ServerConnection] = set()
         self._server: asyncio.Server | None = None
 
