@@ -94,6 +94,7 @@ class AsyncProducer:
         self._sticky = StickyPartitioner()
         self._partition_counts = self._network.cluster.partition_counts
         self._in_flight: dict[Address, int] = {}
+        self._muted: set[TopicPartition] = set()  # partitions with a batch in flight, when max_in_flight is 1
         self._requests: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
@@ -280,6 +281,8 @@ class AsyncProducer:
             self._network.topics.add(tp[0])
             self._network.request_refresh()
             return False
+        if tp in self._muted:
+            return False
         return self._in_flight.get((leader.host, leader.port), 0) < self.max_in_flight
 
     async def _run_sender(self) -> None:
@@ -329,6 +332,8 @@ class AsyncProducer:
                 topics.setdefault(batch.topic, []).append([batch.partition, batch.encoded])
             body = {"acks": self.acks, "timeout_ms": int(self.request_timeout * 1000), "topics": list(topics.items())}
             self._in_flight[address] = self._in_flight.get(address, 0) + 1
+            if self.max_in_flight == 1:  # Kafka's order guarantee: one batch per partition in flight, to any broker
+                self._muted.update(batch.tp for batch in group)
             task = asyncio.get_running_loop().create_task(self._produce(address, group, body))
             self._requests.add(task)
             task.add_done_callback(self._requests.discard)
@@ -350,6 +355,7 @@ class AsyncProducer:
             self._retry_or_fail(batches, exc)
         finally:
             self._in_flight[address] -= 1
+            self._muted.difference_update(batch.tp for batch in batches)
             self._notify_space()
             self._wakeup_local()
 
