@@ -32,7 +32,7 @@ def _all(_: TopicPartition) -> bool:
     return True
 
 
-def test_batch_is_ready_after_linger_and_records_carry_timestamp_deltas() -> None:
+def test_batch_is_ready_after_linger_and_keeps_records_as_columns() -> None:
     clock = Clock()
     acc = _acc(clock)
     wakes = []
@@ -46,8 +46,8 @@ def test_batch_is_ready_after_linger_and_records_carry_timestamp_deltas() -> Non
     ready, _, delay = acc.drain(_all)
     assert len(ready) == 1 and delay is None
     batch = ready[0]
-    assert batch.records == [(0, b"k", b"v1", ()), (3, None, b"v2", (("h", b"x"),))]
-    assert (batch.first_timestamp, batch.max_timestamp) == (5000, 5003)
+    assert batch.timestamps == [5000, 5003] and batch.keys == [b"k", None] and batch.values == [b"v1", b"v2"]
+    assert batch.headers == [(), (("h", b"x"),)] and batch.record_count == 2
     assert not f1.done()
     acc.complete(batch, 42)
     assert f1.result() == RecordMetadata("t", 0, 42, 5000)
@@ -66,7 +66,7 @@ def test_full_batch_is_ready_at_once_and_next_record_starts_a_new_batch() -> Non
         acc.append(TP0, 1, None, b"x", (), 100)
         assert fulls == ([TP0] if i >= 2 else [])  # 3 x 100 + 100 > 350: full after the third
     ready, _, delay = acc.drain(_all)
-    assert [len(b.records) for b in ready] == [3]
+    assert [b.record_count for b in ready] == [3]
     assert delay == pytest.approx(0.005)  # the fourth record's batch lingers
     assert len(wakes) == 1  # coalesced until the sender drains
 

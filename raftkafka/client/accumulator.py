@@ -2,8 +2,10 @@
 
 User threads ``append`` records to the open batch of their partition (under one lock, no thread hop);
 the sender on the event loop thread ``drain``s the batches that are ready (full, lingered long enough,
-or flushed), sends them, and ``complete``s them with their base offset or an error. Every record gets a
-``RecordFuture``: two references (its batch and its index), resolved when its batch is.
+or flushed), sends them, and ``complete``s them with their base offset or an error. A batch keeps its records
+as four columns (timestamps, keys, values, headers), the layout of the record-batch payload, so appending is
+four list appends and encoding one msgpack call. Every record gets a ``RecordFuture``: two references (its
+batch and its index), resolved when its batch is.
 
 Memory is bounded by ``buffer_memory``, as in Kafka's buffer pool: each batch reserves ``batch_size`` bytes
 (more for one larger record) when it starts and releases them when it completes; a record needing a new
@@ -17,7 +19,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator
-from operator import itemgetter
 from typing import Any
 
 from raftkafka.errors import ClientClosedError, KafkaTimeoutError, MessageTooLargeError, RaftKafkaError
@@ -46,24 +47,28 @@ class ProducerBatch:
         "done",
         "encoded",
         "error",
-        "first_timestamp",
         "full",
+        "headers",
+        "keys",
         "partition",
-        "records",
         "reserved",
         "retry_at",
         "size",
+        "timestamps",
         "topic",
         "tp",
+        "values",
     )
 
-    def __init__(self, tp: TopicPartition, timestamp: int, now: float, deadline: float, lock: threading.Lock) -> None:
+    def __init__(self, tp: TopicPartition, now: float, deadline: float, lock: threading.Lock) -> None:
         self.tp = tp
         self.topic, self.partition = tp
-        self.records: list[tuple[int, bytes | None, bytes | None, Any]] = []
+        self.timestamps: list[int] = []
+        self.keys: list[bytes | None] = []
+        self.values: list[bytes | None] = []
+        self.headers: list[Any] = []
         self.size = 0
         self.reserved = 0
-        self.first_timestamp = timestamp
         self.created = now
         self.deadline = deadline
         self.retry_at = 0.0
@@ -73,23 +78,31 @@ class ProducerBatch:
         self.base_offset = -1
         self.error: RaftKafkaError | None = None
         self._lock = lock
-        self._event = threading.Event()
+        self._event: threading.Event | None = None  # created only when a thread blocks on the batch
         self._waiter: Any = None  # an asyncio.Future, created only when someone awaits
         self._callbacks: list[tuple[DoneCallback, RecordFuture]] = []
 
     @property
-    def max_timestamp(self) -> int:
-        """The largest record timestamp (computed once, when the batch is encoded)."""
-        return self.first_timestamp + max(map(itemgetter(0), self.records))
+    def record_count(self) -> int:
+        """Records appended so far."""
+        return len(self.values)
 
     def metadata(self, index: int) -> RecordMetadata:
         """Where the batch's ``index``-th record was stored (offset -1 when unacknowledged, acks=0)."""
         offset = self.base_offset + index if self.base_offset >= 0 else -1
-        return RecordMetadata(self.topic, self.partition, offset, self.first_timestamp + self.records[index][0])
+        return RecordMetadata(self.topic, self.partition, offset, self.timestamps[index])
 
     def wait(self, timeout: float | None) -> bool:
         """Block the calling thread until the batch is done; False on timeout."""
-        return self.done or self._event.wait(timeout)
+        if self.done:
+            return True
+        with self._lock:
+            if self.done:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout)
 
     def waiter(self) -> Any:
         """An asyncio future (of the running loop) that resolves when the batch is done."""
@@ -117,7 +130,9 @@ class ProducerBatch:
             self.error = error
             self.done = True
             callbacks, self._callbacks = self._callbacks, []
-        self._event.set()
+            event = self._event
+        if event is not None:
+            event.set()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
         for callback, future in callbacks:
@@ -128,13 +143,16 @@ class ProducerBatch:
 
 
 class RecordFuture:
-    """The outcome of one sent record: ``result()`` blocks, ``await`` suspends, until it is acknowledged."""
+    """The outcome of one sent record: ``result()`` blocks, ``await`` suspends, until it is acknowledged.
+
+    Made by the accumulator only, on the per-record path: ``object.__new__`` plus two slot stores, half
+    the cost of an ``__init__`` call.
+    """
 
     __slots__ = ("_batch", "_index")
 
-    def __init__(self, batch: ProducerBatch, index: int) -> None:
-        self._batch = batch
-        self._index = index
+    _batch: ProducerBatch
+    _index: int
 
     def done(self) -> bool:
         """True once the record is acknowledged or failed."""
@@ -223,12 +241,16 @@ class RecordAccumulator:
         try:
             batch = self._open.get(tp)
             if batch is None:
-                batch = self._start_batch(tp, timestamp, size)
+                batch = self._start_batch(tp, size)
                 if batch is None:
                     return None
-            records = batch.records
-            future = RecordFuture(batch, len(records))
-            records.append((timestamp - batch.first_timestamp, key, value, headers))
+            future = _new_future(RecordFuture)
+            future._batch = batch
+            future._index = len(batch.values)
+            batch.timestamps.append(timestamp)
+            batch.keys.append(key)
+            batch.values.append(value)
+            batch.headers.append(headers)
             batch.size += size
             if batch.size + size > self.batch_size:
                 self._close_batch(batch)
@@ -236,7 +258,7 @@ class RecordAccumulator:
             lock.release()
         return future
 
-    def _start_batch(self, tp: TopicPartition, timestamp: int, size: int) -> ProducerBatch | None:
+    def _start_batch(self, tp: TopicPartition, size: int) -> ProducerBatch | None:
         if self._closed:
             raise ClientClosedError("the producer is closed")
         reserve = max(self.batch_size, size)
@@ -246,7 +268,7 @@ class RecordAccumulator:
             return None
         self.buffered += reserve
         now = self.clock()
-        batch = self._open[tp] = ProducerBatch(tp, timestamp, now, now + self.delivery_timeout, self.lock)
+        batch = self._open[tp] = ProducerBatch(tp, now, now + self.delivery_timeout, self.lock)
         batch.reserved = reserve
         queue = self._queues.get(tp)
         if queue is None:
@@ -366,6 +388,9 @@ class RecordAccumulator:
             if not batch.wait(timeout):
                 return False
         return True
+
+
+_new_future = object.__new__
 
 
 def _ignore(*_: object) -> None:

@@ -34,7 +34,7 @@ from raftkafka.errors import (
 )
 from raftkafka.net.api import ACKS_ALL, ApiKey
 from raftkafka.storage.compression import Compression
-from raftkafka.storage.record_batch import encode_batch
+from raftkafka.storage.record_batch import encode_columns
 from raftkafka.structs import Headers, RecordMetadata, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -293,7 +293,7 @@ class AsyncProducer:
             ready, expired, delay = accumulator.drain(self._sendable)
             for batch in expired:
                 accumulator.complete(batch, -1, KafkaTimeoutError(
-                    f"{batch.topic}-{batch.partition}: {len(batch.records)} records expired before they were "
+                    f"{batch.topic}-{batch.partition}: {batch.record_count} records expired before they were "
                     f"sent (delivery timeout {accumulator.delivery_timeout:g} s)"
                 ))
             if expired:
@@ -319,11 +319,8 @@ class AsyncProducer:
                 self._accumulator.reenqueue(batch, 0.0)
                 continue
             if batch.encoded is None:
-                batch.encoded = encode_batch(
-                    batch.records,
-                    first_timestamp=batch.first_timestamp,
-                    max_timestamp=batch.max_timestamp,
-                    compression=self.compression,
+                batch.encoded = encode_columns(
+                    batch.timestamps, batch.keys, batch.values, batch.headers, compression=self.compression
                 )
             by_leader.setdefault((leader.host, leader.port), []).append(batch)
         for address, group in by_leader.items():
@@ -380,7 +377,7 @@ class AsyncProducer:
         retry_at = time.monotonic() + self.retry_backoff
         for batch in batches:
             if error.retriable and retry_at < batch.deadline:
-                log.warning("retrying %s-%d (%d records): %s", batch.topic, batch.partition, len(batch.records), error)
+                log.warning("retrying %s-%d (%d records): %s", batch.topic, batch.partition, batch.record_count, error)
                 self._accumulator.reenqueue(batch, retry_at)
             else:
                 self._accumulator.complete(batch, -1, error)
