@@ -1,12 +1,14 @@
 """The consumer's fetcher: positions of the assigned partitions, pipelined FETCH requests, and the buffer
 of fetched data waiting to be handed out.
 
-Every assigned partition with a position and no unconsumed data buffered is fetched, in one FETCH per
-leader for all such partitions at that moment; so while the user works through one response, the next
-is already on its way, and at most one fetch in flight plus one buffered response exist per partition
-(memory is bounded by about twice ``max_partition_fetch_bytes`` per partition). Responses are buffered
-as raw bytes and decoded only when ``take`` hands their records out. Partitions without a position are
-reset by LIST_OFFSETS according to their reset strategy. Event loop thread only.
+Every assigned partition with a position, no fetch in flight and fewer than ``MAX_BUFFERED_RESPONSES``
+unconsumed responses buffered is fetched, in one FETCH per leader for all such partitions at that moment;
+so the next response is on its way (and the broker busy reading it) while ``take`` decodes the previous
+one and the user works through its records. Memory is bounded by about ``MAX_BUFFERED_RESPONSES`` + 1
+times ``max_partition_fetch_bytes`` per partition (the buffered responses and the one being handed out).
+Responses are buffered as raw bytes and decoded only when ``take`` hands their records out; a partition
+whose buffered error awaits ``take`` is not fetched. Partitions without a position are reset by
+LIST_OFFSETS according to their reset strategy. Event loop thread only.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 RESET_STRATEGIES = ("earliest", "latest", "none")
 _RESET_TIMESTAMP = {"earliest": EARLIEST_TIMESTAMP, "latest": LATEST_TIMESTAMP}
 _STALE_METADATA = (NotLeaderError, UnknownTopicError, LeaderNotAvailableError)
+MAX_BUFFERED_RESPONSES = 2
+"""Fetched responses per partition waiting for ``take`` before the partition stops being fetched."""
 
 
 @dataclass(slots=True)
@@ -49,7 +53,8 @@ class PartitionState:
     ``position`` is the offset of the next record to hand out (None until reset); ``fetch_offset`` the
     offset the next fetch asks for; ``epoch`` counts seeks, so data fetched before one is dropped;
     ``fetching``/``resetting`` hold the epoch a request in flight was sent for (-1: none), so a seek
-    need not wait for the answer to a request it made useless.
+    need not wait for the answer to a request it made useless; ``buffered`` counts fetched responses
+    waiting for ``take``, and ``failed`` says one of them is an error (no fetching until it is raised).
     """
 
     reset: str
@@ -59,6 +64,7 @@ class PartitionState:
     fetching: int = -1
     resetting: int = -1
     buffered: int = 0
+    failed: bool = False
     retry_at: float = 0.0
 
     def seek(self, offset: int | None, reset: str) -> None:
@@ -158,8 +164,11 @@ class Fetcher:
         kept = deque(d for d in self._buffer if self._fresh(d))
         for state in self.states.values():
             state.buffered = 0
+            state.failed = False
         for data in kept:
-            self.states[data.tp].buffered += 1
+            state = self.states[data.tp]
+            state.buffered += 1
+            state.failed = state.failed or data.error is not None
         self._buffer = kept
 
     def _fresh(self, data: FetchedData) -> bool:
@@ -198,6 +207,7 @@ class Fetcher:
                         self._buffer.appendleft(data)
                         state.buffered += 1
                         break
+                    state.failed = False
                     raise data.error
                 self._current = data
             state = self.states[data.tp]
@@ -237,7 +247,9 @@ class Fetcher:
 
     def _deliver(self, data: FetchedData) -> None:
         self._buffer.append(data)
-        self.states[data.tp].buffered += 1
+        state = self.states[data.tp]
+        state.buffered += 1
+        state.failed = state.failed or data.error is not None
         if self._data is not None and not self._data.done():
             self._data.set_result(None)
 
@@ -260,7 +272,11 @@ class Fetcher:
         resets: dict[Address, list[tuple[TopicPartition, PartitionState]]] = {}
         delay: float | None = None
         for tp, state in self.states.items():
-            if state.epoch in (state.fetching, state.resetting) or state.buffered:
+            if (
+                state.epoch in (state.fetching, state.resetting)
+                or state.buffered >= MAX_BUFFERED_RESPONSES
+                or state.failed
+            ):
                 continue
             if state.retry_at > now:
                 wait = state.retry_at - now
