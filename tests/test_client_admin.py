@@ -75,11 +75,9 @@ def test_unknown_topic_send_gives_up_after_max_block(dev_server: str) -> None:
         assert time.monotonic() - started < 5
 
 
-def test_groups_and_idempotence_are_not_available_yet(dev_server: str) -> None:
+def test_groups_are_not_available_yet(dev_server: str) -> None:
     with pytest.raises(FeatureNotAvailableError, match="issue 5"):
         Consumer("t", bootstrap=dev_server, group_id="billing")
-    with pytest.raises(FeatureNotAvailableError, match="issue 4"):
-        Producer(bootstrap=dev_server, idempotent=True)
     with Admin(bootstrap=dev_server) as admin:
         admin.create_topic("t")
     with Consumer("t", bootstrap=dev_server) as consumer:

@@ -3,6 +3,12 @@
 The sender drains at most one ready batch per partition per round, groups them by leader into one PRODUCE
 request per broker (at most ``max_in_flight`` requests outstanding per broker), encodes each batch once
 with ``encode_batch``, and retries retriable failures with backoff until the batch's delivery timeout.
+
+Idempotence (on by default with ``acks="all"``, as in Kafka 3): before its first batch the sender asks any
+broker for a producer id (INIT_PRODUCER_ID), and each batch is encoded once with the id, its epoch and the
+partition's next sequence number, so a retry resends the same bytes and the partition leader answers a
+duplicate with the stored offset. At most one batch per partition is in flight (Kafka allows five, putting
+retries back in sequence order; one is the simple correct rule), so a retry never overtakes a later batch.
 ``try_append`` is the per-record hot path and is safe to call from any thread: the sync ``Producer`` calls
 it directly from user threads.
 """
@@ -23,7 +29,7 @@ from raftkafka.client.network import Address, ClientNetwork
 from raftkafka.client.partitioner import StickyPartitioner
 from raftkafka.errors import (
     ClientClosedError,
-    FeatureNotAvailableError,
+    InvalidConfigError,
     KafkaTimeoutError,
     LeaderNotAvailableError,
     NotLeaderError,
@@ -42,6 +48,10 @@ log = logging.getLogger(__name__)
 _ACKS: dict[Any, int] = {0: 0, 1: 1, -1: ACKS_ALL, "0": 0, "1": 1, "-1": ACKS_ALL, "all": ACKS_ALL}
 _STALE_METADATA = (NotLeaderError, UnknownTopicError, LeaderNotAvailableError)
 _NO_HEADERS: tuple[()] = ()
+MAX_IDEMPOTENT_IN_FLIGHT = 5
+"""The most requests in flight per broker an idempotent producer allows (what a partition leader caches)."""
+_SEQUENCE_MODULUS = 2**31
+"""Sequence numbers wrap past 2**31 - 1 to 0, as in Kafka."""
 
 
 class AsyncProducer:
@@ -51,7 +61,9 @@ class AsyncProducer:
     ``linger_ms``: how long a batch waits for more records; ``batch_size``: bytes that fill a batch;
     ``buffer_memory``: bytes of unacknowledged records before ``send`` waits (up to ``max_block_ms``,
     which also bounds waiting for a topic's metadata); ``delivery_timeout_ms``: how long a record may take,
-    retries included, before its future fails.
+    retries included, before its future fails. ``idempotent``: retries never store a record twice; None
+    (default) turns it on unless ``acks`` is not "all" or ``max_in_flight`` exceeds 5, True insists
+    (``InvalidConfigError`` with such settings).
     """
 
     def __init__(
@@ -68,15 +80,14 @@ class AsyncProducer:
         request_timeout_ms: float = 30_000,
         retry_backoff_ms: float = 100,
         max_block_ms: float = 60_000,
-        idempotent: bool = False,
+        idempotent: bool | None = None,
     ) -> None:
-        if idempotent:
-            raise FeatureNotAvailableError("the idempotent producer arrives with issue 4; use idempotent=False")
         if acks not in _ACKS:
             raise ValueError(f"acks must be 0, 1 or 'all' (-1), not {acks!r}")
         if batch_size < 1 or buffer_memory < 1 or max_in_flight < 1 or linger_ms < 0:
             raise ValueError("batch_size, buffer_memory and max_in_flight must be positive, linger_ms >= 0")
         self.acks = _ACKS[acks]
+        self.idempotent = _resolve_idempotence(idempotent, self.acks, max_in_flight)
         self.compression = Compression.from_name(compression_type)
         self.max_in_flight = max_in_flight
         self.max_block = max_block_ms / 1000
@@ -94,7 +105,13 @@ class AsyncProducer:
         self._sticky = StickyPartitioner()
         self._partition_counts = self._network.cluster.partition_counts
         self._in_flight: dict[Address, int] = {}
-        self._muted: set[TopicPartition] = set()  # partitions with a batch in flight, when max_in_flight is 1
+        self._muted: set[TopicPartition] = set()  # partitions with a batch in flight, see _one_per_partition
+        self._one_per_partition = self.idempotent or max_in_flight == 1
+        """At most one batch per partition in flight, to any broker: Kafka's order guarantee for
+        max_in_flight=1, and (simpler than Kafka's five) the idempotent producer's."""
+        self._producer_id = -1  # with idempotence: -1 until INIT_PRODUCER_ID answers
+        self._producer_epoch = -1
+        self._next_sequence: dict[TopicPartition, int] = {}
         self._requests: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
@@ -281,13 +298,15 @@ class AsyncProducer:
             self._network.topics.add(tp[0])
             self._network.request_refresh()
             return False
-        if tp in self._muted:
+        if tp in self._muted or (self.idempotent and self._producer_id < 0):
             return False
         return self._in_flight.get((leader.host, leader.port), 0) < self.max_in_flight
 
     async def _run_sender(self) -> None:
         loop = asyncio.get_running_loop()
         accumulator = self._accumulator
+        if self.idempotent:
+            self._track(loop.create_task(self._init_producer_id()))
         while True:
             self._wake = wake = loop.create_future()
             ready, expired, delay = accumulator.drain(self._sendable)
@@ -319,9 +338,7 @@ class AsyncProducer:
                 self._accumulator.reenqueue(batch, 0.0)
                 continue
             if batch.encoded is None:
-                batch.encoded = encode_columns(
-                    batch.timestamps, batch.keys, batch.values, batch.headers, compression=self.compression
-                )
+                batch.encoded = self._encode(batch)
             by_leader.setdefault((leader.host, leader.port), []).append(batch)
         for address, group in by_leader.items():
             topics: dict[str, list[list[Any]]] = {}
@@ -329,11 +346,49 @@ class AsyncProducer:
                 topics.setdefault(batch.topic, []).append([batch.partition, batch.encoded])
             body = {"acks": self.acks, "timeout_ms": int(self.request_timeout * 1000), "topics": list(topics.items())}
             self._in_flight[address] = self._in_flight.get(address, 0) + 1
-            if self.max_in_flight == 1:  # Kafka's order guarantee: one batch per partition in flight, to any broker
+            if self._one_per_partition:
                 self._muted.update(batch.tp for batch in group)
-            task = asyncio.get_running_loop().create_task(self._produce(address, group, body))
-            self._requests.add(task)
-            task.add_done_callback(self._requests.discard)
+            self._track(asyncio.get_running_loop().create_task(self._produce(address, group, body)))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        """Keep a sender-side task until it ends (``close`` cancels those still running)."""
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+
+    def _encode(self, batch: ProducerBatch) -> bytes:
+        """The batch's bytes, made once: with idempotence they carry the producer id and the partition's next
+        sequence number, which then moves past the batch's records (a retry resends these bytes)."""
+        sequence = -1
+        if self.idempotent:
+            sequence = self._next_sequence.get(batch.tp, 0)
+            self._next_sequence[batch.tp] = (sequence + batch.record_count) % _SEQUENCE_MODULUS
+        return encode_columns(
+            batch.timestamps, batch.keys, batch.values, batch.headers, compression=self.compression,
+            producer_id=self._producer_id, producer_epoch=self._producer_epoch, base_sequence=sequence,
+        )
+
+    async def _init_producer_id(self) -> None:
+        """Get a producer id from any broker, retrying retriable errors with backoff; a non-retriable error
+        fails every record, sent or to be sent, with it."""
+        body = {"timeout_ms": int(self.request_timeout * 1000)}
+        while True:
+            try:
+                answer = await self._network.request(ApiKey.INIT_PRODUCER_ID, body)
+            except RaftKafkaError as exc:
+                if not exc.retriable:
+                    log.error("no producer id for the idempotent producer: %s", exc)
+                    self._accumulator.abort(exc)
+                    self._notify_space()
+                    self._wakeup_local()
+                    return
+                log.warning("no producer id yet, retrying: %s", exc)
+                await asyncio.sleep(self.retry_backoff)
+                continue
+            self._producer_epoch = answer["producer_epoch"]
+            self._producer_id = answer["producer_id"]
+            log.debug("producer id %d, epoch %d", self._producer_id, self._producer_epoch)
+            self._wakeup_local()
+            return
 
     async def _produce(self, address: Address, batches: list[ProducerBatch], body: dict[str, Any]) -> None:
         try:
@@ -386,6 +441,23 @@ class AsyncProducer:
         space = self._space
         if space is not None and not space.done() and self._accumulator.has_room:
             space.set_result(None)
+
+
+def _resolve_idempotence(idempotent: bool | None, acks: int, max_in_flight: int) -> bool:
+    """Whether the producer is idempotent: None means yes when the settings allow it (Kafka 3's default)."""
+    conflict = None
+    if acks != ACKS_ALL:
+        conflict = f"acks={acks}"
+    elif max_in_flight > MAX_IDEMPOTENT_IN_FLIGHT:
+        conflict = f"max_in_flight={max_in_flight}"
+    if conflict is None:
+        return idempotent is not False
+    if idempotent:
+        raise InvalidConfigError(
+            f"an idempotent producer needs acks='all' and max_in_flight <= {MAX_IDEMPOTENT_IN_FLIGHT}, not {conflict}"
+            " (pass idempotent=False, or None to turn it off with such settings)"
+        )
+    return False
 
 
 def _as_bytes(data: Any, what: str) -> bytes:

@@ -89,6 +89,11 @@ class Producer:
         self._try_append = self._producer.try_append
         self._closed = False
 
+    @property
+    def idempotent(self) -> bool:
+        """Whether retries are deduplicated by the partition leaders (see ``AsyncProducer``)."""
+        return self._producer.idempotent
+
     def send(
         self,
         topic: str,
