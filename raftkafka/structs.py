@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 Headers = list[tuple[str, bytes]]
+"""Headers a producer sends: ``(key, value)`` pairs."""
+RecordHeaders = tuple[tuple[str, bytes], ...]
+"""Headers a consumer reads: an immutable tuple of ``(key, value)`` pairs (empty for most records)."""
 
 
 class TopicPartition(NamedTuple):
@@ -32,7 +35,7 @@ class Record(NamedTuple):
     timestamp: int
     key: bytes | None
     value: bytes | None
-    headers: Headers
+    headers: RecordHeaders
 
 
 class PartitionInfo(NamedTuple):

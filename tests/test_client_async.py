@@ -34,7 +34,7 @@ async def test_async_admin_producer_consumer_round_trip(dev_server: str) -> None
         for i, meta in enumerate(metas):
             record = by_value[b"v%d" % i]
             assert (record.partition, record.offset, record.key, record.headers) == (
-                meta.partition, meta.offset, b"k%d" % (i % 5), [("i", b"%d" % i)]
+                meta.partition, meta.offset, b"k%d" % (i % 5), (("i", b"%d" % i),)
             )
         assert by_value[b"last"][1:4] == (0, last.offset, 123)
         tp = TopicPartition("aio", 0)

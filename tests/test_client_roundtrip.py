@@ -54,7 +54,7 @@ def test_round_trip_preserves_offsets_keys_values_headers_timestamps(dev_server:
     consumed = {(r.partition, r.value): r for r in records}
     for (_, key, value, headers, timestamp), meta in zip(sent, metas, strict=True):
         record = consumed[(meta.partition, value)]
-        assert (record.key, record.headers) == (key, headers)
+        assert (record.key, record.headers) == (key, tuple(headers))  # a consumer reads an immutable tuple
         assert record.timestamp == meta.timestamp
         if timestamp is not None:
             assert record.timestamp == timestamp

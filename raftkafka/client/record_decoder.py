@@ -2,7 +2,9 @@
 
 A batch's records are four columns (see ``storage/record_batch.py``), unpacked with one msgpack call per
 batch; the ``Record`` tuples are then built from the columns by C iterators alone (``zip`` of the columns,
-``map`` of ``tuple.__new__``), with no Python-level step per record. Records below the fetch position (a
+``map`` of ``tuple.__new__``), with no Python-level step per record. Headers stay the tuples msgpack made
+(``tuple()`` of a tuple is the tuple itself), so a record without headers holds the shared empty tuple and
+nothing in it is tracked by the garbage collector. Records below the fetch position (a
 batch fetched from its start) are sliced off the columns before any is built. The cyclic garbage collector
 is paused while a fetched chunk is decoded (msgpack's own performance advice): the thousands of young,
 acyclic objects built at once would otherwise trigger collections that cost about a third of the time.
@@ -66,7 +68,7 @@ def _decode(topic: str, partition: int, buf: bytes, position: int, check_crcs: b
         try:
             out += map(_new_record, repeat(Record), zip(
                 repeat(topic), repeat(partition), range(base, base + len(values)),
-                map(add, repeat(header.first_timestamp), deltas), keys, values, map(list, headers),
+                map(add, repeat(header.first_timestamp), deltas), keys, values, map(tuple, headers),
             ))
         except TypeError as exc:  # a delta that is no integer, headers that are no array
             raise CorruptBatchError(f"batch at offset {header.base_offset} holds malformed records: {exc}") from exc
