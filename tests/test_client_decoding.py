@@ -26,8 +26,8 @@ def test_decode_skips_below_position_and_drops_partial_tail(compression: Compres
     records, next_offset = decode_fetched("t", 2, buf + buf[:20], 11)
     assert next_offset == 15
     assert [r.offset for r in records] == [11, 12, 13, 14]
-    assert records[0] == Record("t", 2, 11, 1001, b"k1", b"b", [])
-    assert records[2] == Record("t", 2, 13, 1000, None, b"d", [("h", b"x")])
+    assert records[0] == Record("t", 2, 11, 1001, b"k1", b"b", ())
+    assert records[2] == Record("t", 2, 13, 1000, None, b"d", (("h", b"x"),))
 
 
 def test_decode_empty_and_fully_consumed() -> None:
