@@ -13,7 +13,7 @@ from raftkafka.controller.brokers import (
     fence_brokers,
     register_broker,
 )
-from raftkafka.controller.elections import elect_leaderless, remove_broker
+from raftkafka.controller.elections import elect_leaderless, elect_preferred_leaders, remove_broker
 from raftkafka.errors import BrokerIdNotRegisteredError, InvalidRequestError, StaleBrokerEpochError
 from raftkafka.metadata.image import EMPTY_IMAGE, NO_LEADER, MetadataImage, PartitionState, replay_all
 from raftkafka.metadata.records import (
@@ -152,3 +152,15 @@ def test_elections_leave_unrelated_partitions_alone() -> None:
     image = cluster(T, brokers=(1, 2, 3, 4))
     assert remove_broker(image, 4) == []
     assert elect_leaderless(image, 1) == []
+
+
+def test_preferred_leaders_return_once_live_and_in_sync() -> None:
+    image = cluster(T)
+    assert elect_preferred_leaders(image) == []  # every partition is led by its first replica
+    image = apply(image, fence_brokers(image, [1]))  # 1 leaves: t-0 goes to 2, and 1 leaves every ISR
+    assert elect_preferred_leaders(image) == []  # 1 is fenced
+    image = apply(image, [UnfenceBroker(1)])
+    assert elect_preferred_leaders(image) == []  # 1 is live again but not in sync yet
+    image = apply(image, [PartitionChange("t", 0, 2, (2, 3, 1), 1, (1, 2, 3))])  # the ISR took 1 back
+    assert elect_preferred_leaders(image) == [PartitionChange("t", 0, 1, (2, 3, 1), 2, (1, 2, 3))]
+    assert elect_preferred_leaders(apply(image, elect_preferred_leaders(image))) == []

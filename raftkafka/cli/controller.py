@@ -61,6 +61,8 @@ async def serve_controller(config: ControllerConfig, cluster_secret: str) -> Non
               help="broker.session.timeout.ms: a broker silent this long is fenced.")
 @click.option("--broker-heartbeat-interval-ms", type=int, default=DEFAULT_HEARTBEAT_INTERVAL_MS, show_default=True,
               help="broker.heartbeat.interval.ms: the heartbeat interval brokers are told to use.")
+@click.option("--leader-imbalance-check-interval-ms", type=click.IntRange(1), default=300_000, show_default=True,
+              help="How often leadership returns to preferred replicas that are in sync again.")
 @log_level_option
 def controller(
     node_id: int,
@@ -71,6 +73,7 @@ def controller(
     cluster_secret_file: Path | None,
     broker_session_timeout_ms: int,
     broker_heartbeat_interval_ms: int,
+    leader_imbalance_check_interval_ms: int,
     log_level: str,
 ) -> None:
     """Run one controller: a voter of the Raft metadata quorum (the leader is the active controller)."""
@@ -88,6 +91,7 @@ def controller(
             data_dir=data_dir,
             broker_session_timeout_ms=broker_session_timeout_ms,
             broker_heartbeat_interval_ms=broker_heartbeat_interval_ms,
+            leader_imbalance_check_interval_ms=leader_imbalance_check_interval_ms,
             metadata_log=MetadataLogConfig(),
         ).validate()
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -48,6 +48,7 @@ from raftkafka.controller.brokers import (
     fence_brokers,
     register_broker,
 )
+from raftkafka.controller.elections import elect_preferred_leaders
 from raftkafka.controller.isr_changes import IsrChange, IsrChangeResult, alter_isr
 from raftkafka.controller.producer_ids import FIRST_PRODUCER_EPOCH, reserve_producer_ids
 from raftkafka.controller.quorum_status import describe_quorum
@@ -293,6 +294,16 @@ class QuorumController:
             )
             await self._commit(fence_brokers(image, expired))
         return expired
+
+    async def rebalance_leaders(self) -> int:
+        """Move leadership back to preferred replicas that are live and in sync; the number of partitions moved."""
+        if not self.is_active:
+            return 0
+        changes = elect_preferred_leaders(self._decision_image())
+        if changes:
+            logger.info("preferred leader election for %d partition(s)", len(changes))
+            await self._commit(changes)
+        return len(changes)
 
     # -- speculative image and commits --
 

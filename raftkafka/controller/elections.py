@@ -6,7 +6,8 @@ acknowledged record), and each partition it led gets the first live in-sync repl
 order, as leader with a new leader epoch, or no leader (-1). Only a topic with
 ``unclean.leader.election.enable=true`` may elect an out-of-sync live replica, whose ISR is then
 itself. A broker that returns leads every leaderless partition whose ISR holds it (or, unclean
-election enabled, any leaderless partition it replicates).
+election enabled, any leaderless partition it replicates). Periodically, a partition whose preferred
+replica (the first) is live and in sync again is handed back to it, so leadership stays spread.
 """
 
 from __future__ import annotations
@@ -62,4 +63,20 @@ def elect_leaderless(image: MetadataImage, node_id: int) -> list[PartitionChange
                 changes.append(_change(topic, partition, node_id, partition.isr))
             elif unclean_election_enabled(topic) and not any(_is_live(image, r) for r in partition.isr):
                 changes.append(_change(topic, partition, node_id, (node_id,)))
+    return changes
+
+
+def elect_preferred_leaders(image: MetadataImage) -> list[PartitionChange]:
+    """Give each partition back to its preferred leader (its first replica) where that replica is live and in
+    the ISR but does not lead (Kafka's preferred-leader election, ``auto.leader.rebalance.enable``)."""
+    changes = []
+    for topic in sorted(image.topics.values(), key=lambda t: t.name):
+        for partition in topic.partitions:
+            preferred = partition.replicas[0] if partition.replicas else NO_LEADER
+            if (
+                partition.leader != preferred
+                and preferred in partition.isr
+                and _is_live(image, preferred)
+            ):
+                changes.append(_change(topic, partition, preferred, partition.isr))
     return changes

@@ -109,10 +109,15 @@ class ControllerServer:
     async def _maintain(self) -> None:
         assert self.controller is not None
         interval = self.config.leadership_poll_ms / 1000
+        rebalance_every = self.config.leader_imbalance_check_interval_ms / 1000
+        next_rebalance = self._clock() + rebalance_every
         while True:
             try:
                 await self.controller.poll_leadership()
                 await self.controller.fence_expired_brokers()
+                if self._clock() >= next_rebalance:
+                    next_rebalance = self._clock() + rebalance_every
+                    await self.controller.rebalance_leaders()
             except Exception:  # retried on the next round; the failure is in the log
                 log.exception("controller maintenance failed")
             await asyncio.sleep(interval)
