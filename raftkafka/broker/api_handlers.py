@@ -242,8 +242,17 @@ class BrokerApi:
             by_topic.setdefault(topic, []).append([partition, error, high_watermark, log_start, records])
         return {"topics": [[topic, parts] for topic, parts in by_topic.items()]}, total
 
-    # LIST_OFFSETS ---------------------------------------------------------------------------------
+    # LIST_OFFSETS, OFFSETS_FOR_LEADER_EPOCH -------------------------------------------------------
     def list_offsets(self, version: int, body: Any) -> Any:
+        return self._per_partition(body, "list offsets entries are [partition, timestamp]", self.replicas.list_offset)
+
+    def offsets_for_leader_epoch(self, version: int, body: Any) -> Any:
+        return self._per_partition(
+            body, "leader epoch entries are [partition, leader_epoch]", self.replicas.end_offset_for_epoch
+        )
+
+    def _per_partition(self, body: Any, shape: str, lookup: Callable[[str, int, int], tuple[int, int]]) -> Any:
+        """Answer ``[[topic, [[partition, value], ...]], ...]`` with ``[partition, error, *lookup(...)]`` each."""
         results = []
         for topic, entries in topic_partition_lists(body):
             out = []
@@ -251,9 +260,8 @@ class BrokerApi:
                 partition = entry[0]
                 try:
                     if len(entry) != 2 or type(entry[1]) is not int:
-                        raise InvalidRequestError("list offsets entries are [partition, timestamp]")
-                    offset, timestamp = self.replicas.list_offset(topic, partition, entry[1])
-                    out.append([partition, 0, offset, timestamp])
+                        raise InvalidRequestError(shape)
+                    out.append([partition, 0, *lookup(topic, partition, entry[1])])
                 except RaftKafkaError as exc:
                     out.append([partition, self._not_hosted(topic, partition, exc).code, -1, -1])
             results.append([topic, out])
@@ -269,23 +277,6 @@ class BrokerApi:
             return exc
         leader = image_topic.partitions[partition].leader
         return NotLeaderError(f"broker {self.node_id} is not the leader of {topic}-{partition} (leader: {leader})")
-
-    # OFFSETS_FOR_LEADER_EPOCH ---------------------------------------------------------------------
-    def offsets_for_leader_epoch(self, version: int, body: Any) -> Any:
-        results = []
-        for topic, entries in topic_partition_lists(body):
-            out = []
-            for entry in entries:
-                partition = entry[0]
-                try:
-                    if len(entry) != 2 or type(entry[1]) is not int:
-                        raise InvalidRequestError("leader epoch entries are [partition, leader_epoch]")
-                    epoch, end_offset = self.replicas.end_offset_for_epoch(topic, partition, entry[1])
-                    out.append([partition, 0, epoch, end_offset])
-                except RaftKafkaError as exc:
-                    out.append([partition, self._not_hosted(topic, partition, exc).code, -1, -1])
-            results.append([topic, out])
-        return {"topics": results}
 
     # CREATE_TOPICS, DELETE_TOPICS -----------------------------------------------------------------
     def create_topics(self, version: int, body: Any) -> Any:
