@@ -70,9 +70,11 @@ def test_a_broker_killed_and_restarted_at_once_serves_again_within_seconds(clust
 
     wait_for(back, QUICK_S - (time.monotonic() - started), "the restarted broker to be registered and unfenced")
     assert time.monotonic() - started < QUICK_S < SESSION_TIMEOUT_MS / 1000
-    # its predecessor was fenced first: leadership left broker 1, which left the ISR (Kafka's semantics)
+    # its predecessor was fenced first: leadership left broker 1 (a new leader epoch where it led), and it left
+    # the ISR (Kafka's semantics) — which it may have rejoined since, having caught up with nothing to copy
     partitions = metadata(other, ["r"])["topics"][0]["partitions"]
-    assert all(p[1] == 2 and p[4] == [2] for p in partitions), partitions
+    assert all(p[1] == 2 for p in partitions), partitions
+    assert all(p[2] >= 1 for p in partitions if p[3][0] == 1), partitions
 
 
 def test_after_a_full_restart_every_broker_is_back_within_seconds(cluster: LocalCluster) -> None:
