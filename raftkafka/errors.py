@@ -98,6 +98,26 @@ IneligibleReplicaError = _error(
 InconsistentClusterIdError = _error(
     104, "INCONSISTENT_CLUSTER_ID", doc="The broker's data dir belongs to another cluster than the one it joined."
 )
+CoordinatorNotAvailableError = _error(
+    15, "COORDINATOR_NOT_AVAILABLE", retriable=True, doc="The group coordinator (active controller) is unavailable."
+)
+IllegalGenerationError = _error(
+    22, "ILLEGAL_GENERATION", doc="The member's generation is not the group's current one: rejoin the group."
+)
+InconsistentGroupProtocolError = _error(
+    23, "INCONSISTENT_GROUP_PROTOCOL", doc="No assignment strategy is supported by every member of the group."
+)
+InvalidGroupIdError = _error(24, "INVALID_GROUP_ID", doc="The group id is empty or too long.")
+UnknownMemberIdError = _error(25, "UNKNOWN_MEMBER_ID", doc="The member is not in the group: rejoin the group.")
+InvalidSessionTimeoutError = _error(
+    26, "INVALID_SESSION_TIMEOUT", doc="The session timeout is outside the range the coordinator allows."
+)
+RebalanceInProgressError = _error(
+    27, "REBALANCE_IN_PROGRESS", doc="The group is rebalancing: commit what was processed and rejoin."
+)
+NonEmptyGroupError = _error(68, "NON_EMPTY_GROUP", doc="The group still has members.")
+GroupIdNotFoundError = _error(69, "GROUP_ID_NOT_FOUND", doc="The group does not exist.")
+GroupMaxSizeReachedError = _error(81, "GROUP_MAX_SIZE_REACHED", doc="The group has as many members as allowed.")
 ClientClosedError = _error(1001, "CLIENT_CLOSED", doc="The client was closed.")
 FeatureNotAvailableError = _error(1002, "FEATURE_NOT_AVAILABLE", doc="The feature is not built yet.")
 KafkaTimeoutError = _error(1003, "TIMED_OUT", retriable=True, doc="A client-side deadline expired.")

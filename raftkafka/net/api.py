@@ -52,6 +52,52 @@ INIT_PRODUCER_ID   ``{"timeout_ms"}`` → ``{"producer_id", "producer_epoch"}``:
                    not alone in its partition entry (``INVALID_REQUEST``).
 =================  ==========================================================================================
 
+Consumer group APIs. The active controller is every group's coordinator: brokers forward these requests
+to it unchanged and pass its answers back (controllers answer them too, plus ``controller_epoch``).
+Members choose their own ``member_id`` (unique: the client id and a random UUID), so a retried join is
+the same member. A member is alive while it heartbeats within its ``session_timeout_ms`` (or waits in
+a join); the coordinator removes a silent one and rebalances. A rebalance starts when a member joins,
+leaves, dies or changes its subscription, or when a subscribed topic's partition count changes: every
+member's heartbeat then answers ``REBALANCE_IN_PROGRESS`` and each member commits what it processed and
+joins again. When every member has joined (or ``rebalance_timeout_ms`` removed the others) the
+coordinator assigns the partitions with the strategy every member supports (the first in the members'
+preference order), commits the group's next generation (``GroupChange``) and answers every join.
+
+=================  ==========================================================================================
+JOIN_GROUP         ``{"group_id", "member_id", "client_id", "topics": [name, ...], "strategies": [name, ...],
+                   "session_timeout_ms", "rebalance_timeout_ms"}`` → ``{"generation", "member_id", "strategy",
+                   "assignment": [[topic, [partition, ...]], ...], "members": count}``, once the rebalance
+                   completed (a member of the current generation rejoining with the same subscription while
+                   none runs is answered at once). ``topics`` is the subscription (a pattern is resolved by the
+                   client); ``strategies`` among ``range``, ``roundrobin``, ``sticky``. Errors:
+                   ``INVALID_GROUP_ID``, ``INVALID_SESSION_TIMEOUT``, ``INCONSISTENT_GROUP_PROTOCOL``,
+                   ``GROUP_MAX_SIZE_REACHED``, ``REBALANCE_IN_PROGRESS`` (a newer join of the same member
+                   replaced this one, or the member was removed meanwhile: join again).
+HEARTBEAT          ``{"group_id", "member_id", "generation"}`` → ``{}``. ``REBALANCE_IN_PROGRESS``: join again
+                   (commits at the current generation are still accepted); ``UNKNOWN_MEMBER_ID`` or
+                   ``ILLEGAL_GENERATION``: the member is out of the group, join again.
+LEAVE_GROUP        ``{"group_id", "member_id"}`` → ``{}``; the group rebalances without the member (a member
+                   not in the group is not an error).
+OFFSET_COMMIT      ``{"group_id", "member_id", "generation", "offsets": [[topic, [[partition, offset], ...]],
+                   ...]}`` → ``{"topics": [[topic, [[partition, error], ...]], ...]}`` after the ``CommitOffsets``
+                   record committed. ``offset`` is the next record to consume (>= 0). The member must be in the
+                   group's current generation (``UNKNOWN_MEMBER_ID`` / ``ILLEGAL_GENERATION`` for the whole
+                   request), so a fenced member never overwrites newer commits; ``member_id`` "" with
+                   ``generation`` -1 commits for a group without members (manual assignment, offset resets)
+                   and creates the group if needed. ``UNKNOWN_TOPIC`` for a partition that does not exist.
+OFFSET_FETCH       ``{"group_id", "topics": [[topic, [partition, ...]], ...] | None}`` →
+                   ``{"topics": [[topic, [[partition, offset], ...]], ...]}``: the committed offsets (-1 where
+                   none), every committed one when ``topics`` is None.
+LIST_GROUPS        ``{}`` → ``{"groups": [[group_id, state, member_count], ...]}``; ``state`` is ``Empty``,
+                   ``PreparingRebalance`` or ``Stable``.
+DESCRIBE_GROUPS    ``{"groups": [group_id, ...]}`` → ``{"groups": [{"group_id", "error", "state", "strategy",
+                   "generation", "members": [{"member_id", "client_id", "topics", "assignment": [[topic,
+                   [partition, ...]], ...]}], "offsets": [[topic, [[partition, offset], ...]], ...]}]}``;
+                   ``GROUP_ID_NOT_FOUND`` (state ``Dead``) for a group that does not exist.
+DELETE_GROUPS      ``{"groups": [group_id, ...]}`` → ``{"groups": [[group_id, error, message], ...]}``: the group
+                   and its committed offsets are removed (``NON_EMPTY_GROUP`` while it has members,
+                   ``GROUP_ID_NOT_FOUND``).
+
 Controller APIs (served by every controller; those that change metadata are answered only by the
 active controller, and the other voters answer ``NOT_CONTROLLER`` with a message containing
 ``"leader=<node_id>@<host>:<port>"`` when they know the active controller's listener). Every
@@ -130,6 +176,14 @@ class ApiKey(IntEnum):
     DELETE_TOPICS = 6
     OFFSETS_FOR_LEADER_EPOCH = 7
     INIT_PRODUCER_ID = 8
+    OFFSET_COMMIT = 9
+    OFFSET_FETCH = 10
+    JOIN_GROUP = 11
+    HEARTBEAT = 12
+    LEAVE_GROUP = 13
+    LIST_GROUPS = 14
+    DESCRIBE_GROUPS = 15
+    DELETE_GROUPS = 16
     BROKER_REGISTER = 20
     BROKER_HEARTBEAT = 21
     METADATA_LOG = 22
