@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from raftkafka.structs import PartitionInfo, Record, RecordMetadata, TopicDescription, TopicPartition
+from raftkafka.structs import (
+    GroupDescription,
+    GroupListing,
+    MemberDescription,
+    PartitionInfo,
+    Record,
+    RecordMetadata,
+    TopicDescription,
+    TopicPartition,
+)
 
 if TYPE_CHECKING:
     from raftkafka.client import Admin, Consumer, Producer
@@ -16,6 +25,9 @@ if TYPE_CHECKING:
 __all__ = [
     "Admin",
     "Consumer",
+    "GroupDescription",
+    "GroupListing",
+    "MemberDescription",
     "PartitionInfo",
     "Producer",
     "Record",

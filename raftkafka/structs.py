@@ -61,3 +61,33 @@ class BrokerInfo(NamedTuple):
     node_id: int
     host: str
     port: int
+
+
+class GroupListing(NamedTuple):
+    """A consumer group as ``Admin.list_groups`` returns it; ``state`` is ``Empty``, ``PreparingRebalance``
+    or ``Stable`` and ``members`` the number of members."""
+
+    group_id: str
+    state: str
+    members: int
+
+
+class MemberDescription(NamedTuple):
+    """A member of a described group: its subscription (``topics``) and the partitions assigned to it."""
+
+    member_id: str
+    client_id: str
+    topics: list[str]
+    assignment: list[TopicPartition]
+
+
+class GroupDescription(NamedTuple):
+    """A consumer group as ``Admin.describe_group`` returns it: members of the current ``generation`` (0 when
+    none has run yet) and the committed offsets (the next record to consume, per partition)."""
+
+    group_id: str
+    state: str
+    strategy: str
+    generation: int
+    members: list[MemberDescription]
+    offsets: dict[TopicPartition, int]

@@ -20,7 +20,15 @@ from raftkafka.client.consumer import AsyncConsumer, PartitionArgs
 from raftkafka.client.producer import AsyncProducer
 from raftkafka.errors import KafkaTimeoutError
 from raftkafka.net.eventloop import new_event_loop
-from raftkafka.structs import BrokerInfo, Headers, Record, TopicDescription, TopicPartition
+from raftkafka.structs import (
+    BrokerInfo,
+    GroupDescription,
+    GroupListing,
+    Headers,
+    Record,
+    TopicDescription,
+    TopicPartition,
+)
 
 T = TypeVar("T")
 
@@ -225,7 +233,7 @@ class Consumer:
 
 
 class Admin:
-    """Manages topics; the sync twin of ``AsyncAdmin`` (same arguments)."""
+    """Manages topics and consumer groups; the sync twin of ``AsyncAdmin`` (same arguments)."""
 
     def __init__(self, bootstrap: str | Sequence[str] = "127.0.0.1:9092", **config: Any) -> None:
         self._thread, self._admin = _started(
@@ -262,6 +270,34 @@ class Admin:
     def describe_cluster(self) -> list[BrokerInfo]:
         """The brokers of the cluster."""
         return self._thread.run(self._admin.describe_cluster())
+
+    def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The earliest offset of each partition."""
+        return self._thread.run(self._admin.beginning_offsets(list(partitions)))
+
+    def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The log end offset (high watermark) of each partition."""
+        return self._thread.run(self._admin.end_offsets(list(partitions)))
+
+    def list_groups(self) -> list[GroupListing]:
+        """Every consumer group, sorted by id."""
+        return self._thread.run(self._admin.list_groups())
+
+    def describe_group(self, group_id: str) -> GroupDescription:
+        """State, members, assignment and committed offsets of ``group_id`` (``GroupIdNotFoundError`` if none)."""
+        return self._thread.run(self._admin.describe_group(group_id))
+
+    def delete_group(self, group_id: str) -> None:
+        """Delete ``group_id`` and its committed offsets (``NonEmptyGroupError`` while it has members)."""
+        self._thread.run(self._admin.delete_group(group_id))
+
+    def list_group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
+        """The committed offset of every partition ``group_id`` has committed."""
+        return self._thread.run(self._admin.list_group_offsets(group_id))
+
+    def alter_group_offsets(self, group_id: str, offsets: dict[TopicPartition, int]) -> None:
+        """Commit ``offsets`` for a group without members (``NonEmptyGroupError`` while it has members)."""
+        self._thread.run(self._admin.alter_group_offsets(group_id, dict(offsets)))
 
     def close(self) -> None:
         """Release the connections and the loop thread."""
