@@ -11,16 +11,21 @@ from raftkafka.metadata.image import (
     EMPTY_IMAGE,
     BrokerRegistration,
     ControllerRegistration,
+    GroupImage,
     MetadataDelta,
     MetadataImage,
     PartitionState,
     replay_all,
 )
 from raftkafka.metadata.records import (
+    CommitOffsets,
     ConfigChange,
     CreateTopic,
+    DeleteGroup,
     DeleteTopic,
     FenceBroker,
+    GroupChange,
+    GroupMember,
     MetadataDecodeError,
     MetadataRecord,
     PartitionChange,
@@ -223,16 +228,20 @@ def test_controller_listeners_replay_and_encode() -> None:
     assert MetadataImage.from_bytes(image.to_bytes()) == image
 
 
-def test_version_1_to_3_images_without_controllers_cluster_id_or_producer_ids_still_load() -> None:
+def test_version_1_to_4_images_without_controllers_cluster_id_producer_ids_or_groups_still_load() -> None:
     image = cluster()
-    version, offset, brokers, topics, controllers, cluster_id, next_producer_id = msgpack.unpackb(image.to_bytes())
-    assert (version, controllers, cluster_id, next_producer_id) == (4, [], None, 0)
+    version, offset, brokers, topics, controllers, cluster_id, next_producer_id, groups = msgpack.unpackb(
+        image.to_bytes()
+    )
+    assert (version, controllers, cluster_id, next_producer_id, groups) == (5, [], None, 0, [])
+    version_4 = msgpack.packb([4, offset, brokers, topics, controllers, None, 7], use_bin_type=True)
+    assert MetadataImage.from_bytes(version_4) == replay_all(image, [ProducerIdsBlock(7)], image.offset)
     version_3 = msgpack.packb([3, offset, brokers, topics, controllers, "c"], use_bin_type=True)
     assert MetadataImage.from_bytes(version_3) == replay_all(image, [SetClusterId("c")], image.offset)
     old = msgpack.packb([1, offset, brokers, topics], use_bin_type=True)
     assert MetadataImage.from_bytes(old) == image
     with_controllers = replay_all(image, [RegisterController(1001, "h", 7001)], 4)
-    _, offset, brokers, topics, controllers, _, _ = msgpack.unpackb(with_controllers.to_bytes())
+    _, offset, brokers, topics, controllers, _, _, _ = msgpack.unpackb(with_controllers.to_bytes())
     version_2 = msgpack.packb([2, offset, brokers, topics, controllers], use_bin_type=True)
     assert MetadataImage.from_bytes(version_2) == with_controllers
 
@@ -257,4 +266,55 @@ def test_producer_id_blocks_only_move_forward() -> None:
     assert not delta.replay(ProducerIdsBlock(1000), 6)  # decided on an older image: reserves nothing
     image = delta.apply()
     assert (image.next_producer_id, image.offset) == (2000, 6)
+    assert MetadataImage.from_bytes(image.to_bytes()) == image
+
+
+def _member(member_id: str, *assignment: tuple[str, int]) -> GroupMember:
+    return GroupMember(member_id, "client", ("events",), 10_000, 30_000, assignment)
+
+
+def test_group_generations_only_move_forward_and_keep_offsets() -> None:
+    image = replay_all(cluster(), [GroupChange("g", 1, "range", (_member("a", ("events", 0)),), 100)], 4)
+    group = image.groups["g"]
+    assert (group.generation, group.strategy, group.activity_ms) == (1, "range", 100)
+    assert group.member("a") == _member("a", ("events", 0)) and group.member("b") is None
+    image = replay_all(image, [CommitOffsets("g", 1, "a", (("events", 0, 42),), 200)], 5)
+    stale = GroupChange("g", 1, "range", (), 300)  # decided on an older generation: ignored
+    delta = MetadataDelta(image)
+    assert not delta.replay(stale, 6)
+    assert delta.replay(GroupChange("g", 2, "range", (), 400), 7)
+    group = delta.apply().groups["g"]
+    assert (group.generation, group.members, dict(group.offsets), group.activity_ms) == (
+        2,
+        (),
+        {("events", 0): 42},
+        400,
+    )
+
+
+def test_commits_need_the_current_generation_and_member() -> None:
+    image = replay_all(cluster(), [GroupChange("g", 3, "range", (_member("a"),), 100)], 4)
+    delta = MetadataDelta(image)
+    assert not delta.replay(CommitOffsets("g", 2, "a", (("events", 0, 1),), 0), 5)  # fenced generation
+    assert not delta.replay(CommitOffsets("g", 3, "zombie", (("events", 0, 1),), 0), 6)
+    assert not delta.replay(CommitOffsets("g", -1, "", (("events", 0, 1),), 0), 7)  # the group has members
+    assert delta.replay(CommitOffsets("g", 3, "a", (("events", 0, 9), ("events", 99, 1), ("nope", 0, 1)), 0), 8)
+    assert dict(delta.apply().groups["g"].offsets) == {("events", 0): 9}  # unknown partitions are skipped
+
+
+def test_commits_without_members_create_the_group_and_deleting_removes_it() -> None:
+    image = replay_all(cluster(), [CommitOffsets("solo", -1, "", (("events", 1, 5),), 100)], 4)
+    assert image.groups["solo"] == GroupImage("solo", 0, "", (), {("events", 1): 5}, 100)
+    assert MetadataImage.from_bytes(image.to_bytes()) == image
+    gone = replay_all(image, [DeleteGroup("solo")], 5)
+    assert "solo" not in gone.groups
+    busy = replay_all(image, [GroupChange("solo", 1, "range", (_member("a"),), 200)], 5)
+    assert "solo" in replay_all(busy, [DeleteGroup("solo")], 6).groups  # never a group with members
+
+
+def test_deleting_a_topic_drops_its_committed_offsets() -> None:
+    image = replay_all(cluster(), [CommitOffsets("g", -1, "", (("events", 0, 5),), 100)], 4)
+    topic_id = image.topics["events"].topic_id
+    image = replay_all(image, [DeleteTopic("events", topic_id)], 5)
+    assert dict(image.groups["g"].offsets) == {}
     assert MetadataImage.from_bytes(image.to_bytes()) == image

@@ -73,6 +73,16 @@ def read_int_tuples(value: Any) -> tuple[tuple[int, ...], ...]:
     return tuple(read_int_tuple(item) for item in read_list(value))
 
 
+def read_str_tuple(value: Any) -> tuple[str, ...]:
+    """An array of strs, as a tuple."""
+    return tuple(read_str(item) for item in read_list(value))
+
+
+def read_partition_offsets(value: Any) -> tuple[tuple[str, int, int], ...]:
+    """An array of ``[topic, partition, offset]``."""
+    return tuple(tuple(read_fields(item, (read_str, read_int, read_int))) for item in read_list(value))  # type: ignore[misc]
+
+
 def read_str_dict(value: Any) -> dict[str, str]:
     """A map of str to str."""
     if type(value) is not dict:
@@ -98,5 +108,7 @@ READERS_BY_TYPE: dict[Any, Reader] = {
     tuple[int, ...]: read_int_tuple,
     tuple[tuple[int, ...], ...]: read_int_tuples,
     dict[str, str]: read_str_dict,
+    tuple[str, ...]: read_str_tuple,
+    tuple[tuple[str, int, int], ...]: read_partition_offsets,
 }
 """The reader for each field type a metadata record may declare (add new types here)."""

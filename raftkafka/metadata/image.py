@@ -25,15 +25,20 @@ from raftkafka.metadata.fields import (
     read_int_tuple,
     read_list,
     read_optional_str,
+    read_partition_offsets,
     read_str,
     read_str_dict,
     unpack,
 )
 from raftkafka.metadata.records import (
+    CommitOffsets,
     ConfigChange,
     CreateTopic,
+    DeleteGroup,
     DeleteTopic,
     FenceBroker,
+    GroupChange,
+    GroupMember,
     MetadataRecord,
     PartitionChange,
     ProducerIdsBlock,
@@ -41,15 +46,17 @@ from raftkafka.metadata.records import (
     RegisterController,
     SetClusterId,
     UnfenceBroker,
+    read_group_members,
 )
 
 NO_LEADER = -1
-IMAGE_FORMAT_VERSION = 4
-"""Version 2 added the controllers, version 3 the cluster id, version 4 the next producer id; older images
-still load (without them)."""
+IMAGE_FORMAT_VERSION = 5
+"""Version 2 added the controllers, version 3 the cluster id, version 4 the next producer id, version 5 the
+consumer groups; older images still load (without them)."""
 _IMAGE_V1 = 1
 _IMAGE_V2 = 2
 _IMAGE_V3 = 3
+_IMAGE_V4 = 4
 
 
 def _frozen(mapping: dict[Any, Any]) -> Mapping[Any, Any]:
@@ -106,11 +113,29 @@ class TopicImage:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupImage:
+    """A consumer group: its current generation (0 before the first) with members and assignment, and its
+    committed offsets; ``activity_ms`` is when it last changed or committed (for offsets retention)."""
+
+    group_id: str
+    generation: int
+    strategy: str
+    members: tuple[GroupMember, ...]
+    offsets: Mapping[tuple[str, int], int]
+    activity_ms: int
+
+    def member(self, member_id: str) -> GroupMember | None:
+        """The member ``member_id`` of the current generation, or None."""
+        return next((m for m in self.members if m.member_id == member_id), None)
+
+
+@dataclass(frozen=True, slots=True)
 class MetadataImage:
     """The cluster metadata after the record at ``offset`` (-1: no record yet).
 
     ``cluster_id`` is None until the first active controller of the quorum has committed one.
     ``next_producer_id``: producer ids below it are reserved (``ProducerIdsBlock``), the next block starts there.
+    ``groups``: consumer groups by id.
     """
 
     brokers: Mapping[int, BrokerRegistration] = field(default_factory=lambda: _frozen({}))
@@ -119,6 +144,7 @@ class MetadataImage:
     controllers: Mapping[int, ControllerRegistration] = field(default_factory=lambda: _frozen({}))
     cluster_id: str | None = None
     next_producer_id: int = 0
+    groups: Mapping[str, GroupImage] = field(default_factory=lambda: _frozen({}))
 
     def topic(self, name: str) -> TopicImage | None:
         """The topic called ``name``, or None."""
@@ -152,10 +178,16 @@ class MetadataImage:
             for _, t in sorted(self.topics.items())
         ]
         controllers = [[c.node_id, c.host, c.port] for _, c in sorted(self.controllers.items())]
+        groups = [
+            [g.group_id, g.generation, g.strategy, list(g.members), [[*tp, o] for tp, o in sorted(g.offsets.items())],
+             g.activity_ms]
+            for _, g in sorted(self.groups.items())
+        ]  # fmt: skip
         return msgpack.packb(
-            [IMAGE_FORMAT_VERSION, self.offset, brokers, topics, controllers, self.cluster_id, self.next_producer_id],
+            [IMAGE_FORMAT_VERSION, self.offset, brokers, topics, controllers, self.cluster_id, self.next_producer_id,
+             groups],
             use_bin_type=True,
-        )
+        )  # fmt: skip
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> MetadataImage:
@@ -163,15 +195,17 @@ class MetadataImage:
         fields = read_list(unpack(data))
         version = read_int(fields[0]) if fields else None
         if version == _IMAGE_V1:
-            fields = [*fields, [], None, 0]
+            fields = [*fields, [], None, 0, []]
         elif version == _IMAGE_V2:
-            fields = [*fields, None, 0]
+            fields = [*fields, None, 0, []]
         elif version == _IMAGE_V3:
-            fields = [*fields, 0]
+            fields = [*fields, 0, []]
+        elif version == _IMAGE_V4:
+            fields = [*fields, []]
         elif version != IMAGE_FORMAT_VERSION:
             raise MetadataDecodeError(f"unsupported metadata image format {version}")
-        _, offset, broker_items, topic_items, controller_items, cluster_id, next_producer_id = read_fields(
-            fields, (read_int,) * 2 + (read_list,) * 3 + (read_optional_str, read_int)
+        _, offset, broker_items, topic_items, controller_items, cluster_id, next_producer_id, group_items = (
+            read_fields(fields, (read_int,) * 2 + (read_list,) * 3 + (read_optional_str, read_int, read_list))
         )
         brokers: dict[int, BrokerRegistration] = {}
         for item in broker_items:
@@ -194,13 +228,24 @@ class MetadataImage:
             if controller.node_id in controllers:
                 raise MetadataDecodeError(f"controller {controller.node_id} appears twice")
             controllers[controller.node_id] = controller
-        return cls(_frozen(brokers), _frozen(topics), offset, _frozen(controllers), cluster_id, next_producer_id)
+        groups: dict[str, GroupImage] = {}
+        for item in group_items:
+            group_id, generation, strategy, members, offset_items, activity_ms = read_fields(item, _GROUP_READERS)
+            if group_id in groups:
+                raise MetadataDecodeError(f"group {group_id!r} appears twice")
+            offsets = {(topic, partition): committed for topic, partition, committed in offset_items}
+            groups[group_id] = GroupImage(group_id, generation, strategy, members, _frozen(offsets), activity_ms)
+        return cls(
+            _frozen(brokers), _frozen(topics), offset, _frozen(controllers), cluster_id, next_producer_id,
+            _frozen(groups),
+        )  # fmt: skip
 
 
 _BROKER_READERS = (read_int, read_str, read_int, read_str, read_bool, read_int)
 _TOPIC_READERS = (read_str, read_str, read_str_dict, read_list)
 _PARTITION_READERS = (read_int_tuple, read_int_tuple, read_int, read_int, read_int)
 _CONTROLLER_READERS = (read_int, read_str, read_int)
+_GROUP_READERS = (read_str, read_int, read_str, read_group_members, read_partition_offsets, read_int)
 
 EMPTY_IMAGE = MetadataImage()
 
@@ -220,6 +265,7 @@ class MetadataDelta:
         self._controllers: dict[int, ControllerRegistration] | None = None
         self._cluster_id = image.cluster_id
         self._next_producer_id = image.next_producer_id
+        self._groups: dict[str, GroupImage] | None = None
         self._changed_partitions: dict[str, dict[int, PartitionState]] = {}
 
     def replay(self, record: MetadataRecord, offset: int) -> bool:
@@ -240,7 +286,10 @@ class MetadataDelta:
                 changed[name] = TopicImage(topic.name, topic.topic_id, merged, topic.config)
             topics = _frozen(changed)
         controllers = self._image.controllers if self._controllers is None else _frozen(self._controllers)
-        return MetadataImage(brokers, topics, self._offset, controllers, self._cluster_id, self._next_producer_id)
+        groups = self._image.groups if self._groups is None else _frozen(self._groups)
+        return MetadataImage(
+            brokers, topics, self._offset, controllers, self._cluster_id, self._next_producer_id, groups
+        )
 
     # -- state views while replaying --
 
@@ -305,6 +354,10 @@ class MetadataDelta:
             return False
         del self._writable_topics()[record.name]
         self._changed_partitions.pop(record.name, None)
+        for group in list(self._group_map().values()):  # committed offsets of a deleted topic go with it
+            if any(topic == record.name for topic, _ in group.offsets):
+                offsets = {tp: o for tp, o in group.offsets.items() if tp[0] != record.name}
+                self._writable_groups()[group.group_id] = _with_offsets(group, offsets, group.activity_ms)
         return True
 
     def _change_partition(self, record: PartitionChange, offset: int) -> bool:
@@ -345,6 +398,49 @@ class MetadataDelta:
         self._next_producer_id = record.next_producer_id
         return True
 
+    def _group_map(self) -> Mapping[str, GroupImage]:
+        return self._image.groups if self._groups is None else self._groups
+
+    def _writable_groups(self) -> dict[str, GroupImage]:
+        if self._groups is None:
+            self._groups = _thaw(self._image.groups)
+        return self._groups
+
+    def _change_group(self, record: GroupChange, offset: int) -> bool:
+        group = self._group_map().get(record.group_id)
+        if group is not None and record.generation <= group.generation:  # decided on an older generation
+            return False
+        offsets = group.offsets if group is not None else _frozen({})
+        self._writable_groups()[record.group_id] = GroupImage(
+            record.group_id, record.generation, record.strategy, record.members, offsets, record.timestamp_ms
+        )
+        return True
+
+    def _commit_offsets(self, record: CommitOffsets, offset: int) -> bool:
+        group = self._group_map().get(record.group_id)
+        if record.generation == -1:  # a commit for a group without members
+            if group is not None and group.members:
+                return False
+            if group is None:
+                group = GroupImage(record.group_id, 0, "", (), _frozen({}), record.timestamp_ms)
+        elif group is None or group.generation != record.generation or group.member(record.member_id) is None:
+            return False
+        topics = self._topic_map()
+        offsets = _thaw(group.offsets)
+        for topic, partition, committed in record.offsets:
+            topic_image = topics.get(topic)
+            if topic_image is not None and 0 <= partition < len(topic_image.partitions) and committed >= 0:
+                offsets[(topic, partition)] = committed
+        self._writable_groups()[record.group_id] = _with_offsets(group, offsets, record.timestamp_ms)
+        return True
+
+    def _delete_group(self, record: DeleteGroup, offset: int) -> bool:
+        group = self._group_map().get(record.group_id)
+        if group is None or group.members:
+            return False
+        del self._writable_groups()[record.group_id]
+        return True
+
     def _change_config(self, record: ConfigChange, offset: int) -> bool:
         topic = self._topic_map().get(record.topic)
         if topic is None:
@@ -353,6 +449,10 @@ class MetadataDelta:
             topic.name, topic.topic_id, topic.partitions, _frozen(dict(record.config))
         )
         return True
+
+
+def _with_offsets(group: GroupImage, offsets: dict[tuple[str, int], int], activity_ms: int) -> GroupImage:
+    return GroupImage(group.group_id, group.generation, group.strategy, group.members, _frozen(offsets), activity_ms)
 
 
 _HANDLERS: dict[type[MetadataRecord], Any] = {
@@ -366,6 +466,9 @@ _HANDLERS: dict[type[MetadataRecord], Any] = {
     RegisterController: MetadataDelta._register_controller,
     SetClusterId: MetadataDelta._set_cluster_id,
     ProducerIdsBlock: MetadataDelta._reserve_producer_ids,
+    GroupChange: MetadataDelta._change_group,
+    CommitOffsets: MetadataDelta._commit_offsets,
+    DeleteGroup: MetadataDelta._delete_group,
 }
 
 

@@ -16,17 +16,31 @@ from __future__ import annotations
 import dataclasses
 import typing
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import msgpack
 
-from raftkafka.metadata.fields import READERS_BY_TYPE, MetadataDecodeError, Reader, read_int, read_list, unpack
+from raftkafka.metadata.fields import (
+    READERS_BY_TYPE,
+    MetadataDecodeError,
+    Reader,
+    read_fields,
+    read_int,
+    read_list,
+    read_str,
+    read_str_tuple,
+    unpack,
+)
 
 __all__ = [
+    "CommitOffsets",
     "ConfigChange",
     "CreateTopic",
+    "DeleteGroup",
     "DeleteTopic",
     "FenceBroker",
+    "GroupChange",
+    "GroupMember",
     "MetadataDecodeError",
     "MetadataRecord",
     "PartitionChange",
@@ -39,6 +53,7 @@ __all__ = [
     "encode_record",
     "encode_records",
     "join_encoded",
+    "read_group_members",
     "topics_touched",
 ]
 
@@ -178,6 +193,74 @@ class ProducerIdsBlock(MetadataRecord):
     next_producer_id: int
 
 
+class GroupMember(NamedTuple):
+    """A consumer group member of one generation: its subscription, timeouts and assigned partitions."""
+
+    member_id: str
+    client_id: str
+    topics: tuple[str, ...]
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    assignment: tuple[tuple[str, int], ...]
+
+
+def _read_topic_partitions(value: Any) -> tuple[tuple[str, int], ...]:
+    return tuple((read_str(item[0]), read_int(item[1])) for item in map(_pair, read_list(value)))
+
+
+def _pair(value: Any) -> list[Any]:
+    items = read_list(value)
+    if len(items) != 2:
+        raise MetadataDecodeError(f"expected [topic, partition], got {len(items)} items")
+    return items
+
+
+def read_group_members(value: Any) -> tuple[GroupMember, ...]:
+    """An array of ``GroupMember`` arrays."""
+    readers = (read_str, read_str, read_str_tuple, read_int, read_int, _read_topic_partitions)
+    return tuple(GroupMember(*read_fields(item, readers)) for item in read_list(value))
+
+
+READERS_BY_TYPE[tuple[GroupMember, ...]] = read_group_members
+
+
+@record_kind
+@_record
+class GroupChange(MetadataRecord):
+    """Consumer group ``group_id`` enters ``generation`` with these members (none: the group is empty) and
+    assignment, decided by its coordinator (the active controller) at ``timestamp_ms``."""
+
+    KIND: ClassVar[int] = 11
+    group_id: str
+    generation: int
+    strategy: str
+    members: tuple[GroupMember, ...]
+    timestamp_ms: int
+
+
+@record_kind
+@_record
+class CommitOffsets(MetadataRecord):
+    """A member of ``generation`` of the group committed ``(topic, partition, offset)`` entries (``generation``
+    -1 with ``member_id`` "": a commit for a group without members)."""
+
+    KIND: ClassVar[int] = 12
+    group_id: str
+    generation: int
+    member_id: str
+    offsets: tuple[tuple[str, int, int], ...]
+    timestamp_ms: int
+
+
+@record_kind
+@_record
+class DeleteGroup(MetadataRecord):
+    """The group (without members) and its committed offsets are gone."""
+
+    KIND: ClassVar[int] = 13
+    group_id: str
+
+
 def _fields_of(record: MetadataRecord) -> list[Any]:
     try:
         names = _FIELD_NAMES[type(record)]
@@ -224,13 +307,14 @@ def decode_records(data: bytes | bytearray | memoryview) -> list[MetadataRecord]
 
 def topics_touched(records: Iterable[MetadataRecord]) -> set[str] | None:
     """Names of the topics ``records`` change, or None when they change anything else (brokers,
-    controllers, the cluster id) — then a reader must look at the whole image."""
+    controllers, the cluster id) — then a reader must look at the whole image. Producer ids and
+    consumer groups change no topic."""
     names: set[str] = set()
     for record in records:
         if isinstance(record, (CreateTopic, DeleteTopic)):
             names.add(record.name)
         elif isinstance(record, (PartitionChange, ConfigChange)):
             names.add(record.topic)
-        elif not isinstance(record, ProducerIdsBlock):
+        elif not isinstance(record, ProducerIdsBlock | GroupChange | CommitOffsets | DeleteGroup):
             return None
     return names
