@@ -10,6 +10,7 @@ from raftkafka.cli.cluster import cluster
 from raftkafka.cli.consume import consume
 from raftkafka.cli.controller import controller
 from raftkafka.cli.dev import dev
+from raftkafka.cli.groups import groups
 from raftkafka.cli.produce import produce
 from raftkafka.cli.quorum import quorum
 from raftkafka.cli.topics import topics
@@ -21,7 +22,7 @@ def cli() -> None:
     """raftkafka: a Kafka-style distributed commit log with a Raft quorum of controllers."""
 
 
-for command in (dev, controller, broker, cluster, quorum, topics, produce, consume, bench):
+for command in (dev, controller, broker, cluster, quorum, topics, groups, produce, consume, bench):
     cli.add_command(command)
 
 
