@@ -11,10 +11,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from raftkafka.controller.group_api import GROUP_APIS
 from raftkafka.errors import (
+    CoordinatorNotAvailableError,
     InvalidFetchSizeError,
     InvalidRequestError,
     InvalidRequiredAcksError,
+    NotControllerError,
     NotLeaderError,
     RaftKafkaError,
     RequestTimedOutError,
@@ -50,6 +53,10 @@ class ControllerChannel(Protocol):
 
     async def init_producer_id(self) -> tuple[int, int]:
         """``(producer id, producer epoch)`` for a new idempotent producer, from the active controller."""
+        ...
+
+    async def group_request(self, api_key: int, body: Any) -> Any:
+        """The active controller's answer body to a consumer group API request (the group coordinator's)."""
         ...
 
 
@@ -90,6 +97,7 @@ class BrokerApi:
             ApiKey.QUORUM_STATUS: self.quorum_status,
             ApiKey.OFFSETS_FOR_LEADER_EPOCH: self.offsets_for_leader_epoch,
             ApiKey.INIT_PRODUCER_ID: self.init_producer_id,
+            **{api_key: self._group_forwarder(api_key) for api_key in GROUP_APIS},
         }
 
     # API_VERSIONS, METADATA -----------------------------------------------------------------------
@@ -320,6 +328,16 @@ class BrokerApi:
         async with asyncio.timeout(timeout):
             producer_id, producer_epoch = await self.controller.init_producer_id()
         return {"producer_id": producer_id, "producer_epoch": producer_epoch}
+
+    # consumer group APIs: forwarded to the group coordinator (the active controller) ---------------
+    def _group_forwarder(self, api_key: int) -> Handler:
+        async def forward(version: int, body: Any) -> Any:
+            try:
+                return await self.controller.group_request(api_key, body)
+            except NotControllerError as exc:
+                raise CoordinatorNotAvailableError(f"no group coordinator: {exc.message}") from None
+
+        return forward
 
     # QUORUM_STATUS --------------------------------------------------------------------------------
     def quorum_status(self, version: int, body: Any) -> Any:

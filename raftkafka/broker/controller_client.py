@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from raftkafka.controller.brokers import HeartbeatReply
+from raftkafka.controller.group_api import request_timeout_s
 from raftkafka.controller.isr_changes import IsrChange, IsrChangeResult, changes_to_wire, results_from_wire
 from raftkafka.errors import (
     BrokerNotAvailableError,
@@ -157,6 +158,14 @@ class RemoteController:
     async def quorum_status(self) -> dict[str, Any]:
         """The QUORUM_STATUS response body of the active controller."""
         return await self.request(ApiKey.QUORUM_STATUS, {})  # type: ignore[no-any-return]
+
+    async def group_request(self, api_key: int, body: Any) -> Any:
+        """Forward a consumer group API request (``net.api``) to the active controller; its answer body.
+
+        Safe to repeat: joins are made by member id, commits assign offsets, leaves and deletions of what is
+        gone are no-ops or clear errors."""
+        timeout = request_timeout_s(api_key, body)
+        return await self.request(api_key, body, timeout=timeout, attempt_timeout=timeout)
 
     async def init_producer_id(self) -> tuple[int, int]:
         """``(producer id, producer epoch)`` for a new idempotent producer (safe to repeat: a lost id is skipped)."""

@@ -37,7 +37,7 @@ import logging
 import math
 import random
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from raftkafka.controller.brokers import (
@@ -49,6 +49,8 @@ from raftkafka.controller.brokers import (
     register_broker,
 )
 from raftkafka.controller.elections import elect_preferred_leaders
+from raftkafka.controller.group_api import GroupApi
+from raftkafka.controller.group_coordinator import GroupCoordinator, GroupLimits
 from raftkafka.controller.isr_changes import IsrChange, IsrChangeResult, alter_isr
 from raftkafka.controller.producer_ids import FIRST_PRODUCER_EPOCH, reserve_producer_ids
 from raftkafka.controller.quorum_status import describe_quorum
@@ -86,6 +88,7 @@ class QuorumController:
         new_topic_id: Callable[[], str] = _new_topic_id,
         new_cluster_id: Callable[[], str] = new_cluster_id,
         rng: random.Random | None = None,
+        group_limits: GroupLimits | None = None,
     ) -> None:
         self._log = log
         self._node_id = node_id
@@ -103,6 +106,16 @@ class QuorumController:
         self._listener: ControllerRegistration | None = None
         self._producer_ids: Iterator[int] = iter(())  # the rest of the last block reserved here
         self._reserving_producer_ids: asyncio.Future[None] | None = None
+        self.groups = GroupCoordinator(
+            lambda: self._active_term if self.is_active else None,
+            self._decision_image,
+            lambda: self._log.image,
+            self._commit,
+            group_limits,
+        )
+        """The consumer group coordinator (serves while this controller is active)."""
+        self.group_api = GroupApi(self.groups)
+        self._group_ticker: asyncio.Task[None] | None = None
 
     def quorum_status(self) -> dict[str, Any]:
         """This voter's view of the quorum, as the QUORUM_STATUS wire body."""
@@ -140,6 +153,7 @@ class QuorumController:
         if not await self._log.wait_ready(timeout_s):
             raise RequestTimedOutError(f"the metadata quorum was not ready within {timeout_s:g}s")
         await self.poll_leadership()
+        self._group_ticker = asyncio.create_task(self.groups.run(), name="group-coordinator")
 
     async def poll_leadership(self) -> None:
         """Activate after becoming leader in a new term, deactivate after losing leadership (see the module doc)."""
@@ -176,6 +190,9 @@ class QuorumController:
 
     async def stop(self) -> None:
         """Close the metadata log; later requests fail with ``NotControllerError``."""
+        if self._group_ticker is not None:
+            self._group_ticker.cancel()
+            await asyncio.gather(self._group_ticker, return_exceptions=True)
         await self._log.close()
 
     # -- operations --
@@ -260,6 +277,10 @@ class QuorumController:
             logger.info("ISR of %s-%d is now %s (asked by leader %d)", record.topic, record.partition, list(record.isr),
                         broker_id)  # fmt: skip
         return results
+
+    def group_request(self, api_key: int, body: Any) -> Awaitable[Any]:
+        """The answer body to a consumer group API request (``net.api``), from this controller's coordinator."""
+        return self.group_api.handle(api_key, body)
 
     async def init_producer_id(self) -> tuple[int, int]:
         """``(producer id, producer epoch)`` for a new idempotent producer: the next id of the block this

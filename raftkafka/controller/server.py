@@ -21,6 +21,7 @@ from typing import Any
 
 from raftkafka.controller.config import ControllerConfig, raft_address
 from raftkafka.controller.controller import QuorumController
+from raftkafka.controller.group_api import GROUP_APIS, request_timeout_s
 from raftkafka.controller.isr_changes import changes_from_wire, results_to_wire
 from raftkafka.controller.sessions import BrokerSessions, Clock
 from raftkafka.errors import InvalidRequestError, NotControllerError
@@ -41,6 +42,7 @@ CONTROLLER_APIS = (
     ApiKey.QUORUM_STATUS,
     ApiKey.ALTER_PARTITION,
     ApiKey.INIT_PRODUCER_ID,
+    *GROUP_APIS,
 )
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 _DEFAULT_ADMIN_TIMEOUT_MS = 30_000
@@ -136,6 +138,7 @@ class ControllerServer:
             ApiKey.QUORUM_STATUS: self.quorum_status,
             ApiKey.ALTER_PARTITION: self.alter_partition,
             ApiKey.INIT_PRODUCER_ID: self.init_producer_id,
+            **{api_key: self._group_handler(api_key) for api_key in GROUP_APIS},
         }
 
     def api_versions(self, version: int, body: Any) -> Any:
@@ -214,6 +217,16 @@ class ControllerServer:
             lambda c: c.init_producer_id(),
             lambda ids: {"producer_id": ids[0], "producer_epoch": ids[1], "controller_epoch": self._epoch()},
         )
+
+    def _group_handler(self, api_key: int) -> Handler:
+        def handle(version: int, body: Any) -> Any:
+            return self._active_call(
+                request_timeout_s(api_key, body),
+                lambda c: c.group_request(api_key, body),
+                lambda answer: {**answer, "controller_epoch": self._epoch()},
+            )
+
+        return handle
 
     def metadata_log_fetch(self, version: int, body: Any) -> Any:
         offset = field(body, "offset", int)
