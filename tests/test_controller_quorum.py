@@ -36,10 +36,11 @@ def run(coroutine: Coroutine[Any, Any, None]) -> None:
 
 
 @asynccontextmanager
-async def controller(data_dir: Path, brokers: int = 3) -> AsyncIterator[QuorumController]:
+async def controller(data_dir: Path, brokers: int = 3, **options: Any) -> AsyncIterator[QuorumController]:
+    """A started single-voter ``QuorumController`` (``options`` go to its constructor) with ``brokers`` registered."""
     log = MetadataLog(f"127.0.0.1:{free_port()}", [], data_dir, ensure_cluster_secret(data_dir))
     ids = iter(range(1000))
-    quorum = QuorumController(log, new_topic_id=lambda: f"topic-{next(ids)}", rng=random.Random(7))
+    quorum = QuorumController(log, new_topic_id=lambda: f"topic-{next(ids)}", rng=random.Random(7), **options)
     try:
         await quorum.start(10)
         for node_id in range(1, brokers + 1):
