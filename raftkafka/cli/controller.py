@@ -13,6 +13,7 @@ import click
 
 from raftkafka.cli.options import config_option, data_dir_option, fail, log_level_option, run_command, setup_logging
 from raftkafka.controller.config import DEFAULT_HEARTBEAT_INTERVAL_MS, ControllerConfig, parse_address, parse_voters
+from raftkafka.controller.group_coordinator import GroupLimits
 from raftkafka.controller.server import ControllerServer
 from raftkafka.net.eventloop import run
 from raftkafka.raftlog.cluster_secret import resolve_cluster_secret
@@ -63,6 +64,8 @@ async def serve_controller(config: ControllerConfig, cluster_secret: str) -> Non
               help="broker.heartbeat.interval.ms: the heartbeat interval brokers are told to use.")
 @click.option("--leader-imbalance-check-interval-ms", type=click.IntRange(1), default=300_000, show_default=True,
               help="How often leadership returns to preferred replicas that are in sync again.")
+@click.option("--offsets-retention-minutes", type=click.IntRange(1), default=7 * 24 * 60, show_default=True,
+              help="offsets.retention.minutes: committed offsets of a group without members expire after this.")
 @log_level_option
 def controller(
     node_id: int,
@@ -74,6 +77,7 @@ def controller(
     broker_session_timeout_ms: int,
     broker_heartbeat_interval_ms: int,
     leader_imbalance_check_interval_ms: int,
+    offsets_retention_minutes: int,
     log_level: str,
 ) -> None:
     """Run one controller: a voter of the Raft metadata quorum (the leader is the active controller)."""
@@ -93,6 +97,7 @@ def controller(
             broker_heartbeat_interval_ms=broker_heartbeat_interval_ms,
             leader_imbalance_check_interval_ms=leader_imbalance_check_interval_ms,
             metadata_log=MetadataLogConfig(),
+            groups=GroupLimits(offsets_retention_ms=offsets_retention_minutes * 60_000),
         ).validate()
         data_dir.mkdir(parents=True, exist_ok=True)
         data_dir.chmod(0o700)

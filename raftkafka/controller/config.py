@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from raftkafka.controller.group_coordinator import GroupLimits
 from raftkafka.raftlog.metadata_log import MetadataLogConfig
 
 DEFAULT_HEARTBEAT_INTERVAL_MS = 500
@@ -67,15 +68,17 @@ class ControllerConfig:
     broker_heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS
     """``broker.heartbeat.interval.ms``: told to brokers in the registration and heartbeat answers."""
     leadership_poll_ms: int = 50
+    """How often the process checks for a leadership or term change and for expired sessions."""
     leader_imbalance_check_interval_ms: int = 300_000
     """``leader.imbalance.check.interval.seconds`` (Kafka's 300 s): how often leadership goes back to preferred
     replicas that are in sync again."""
-    """How often the process checks for a leadership or term change and for expired sessions."""
     metadata_log_max_records: int = 10_000
     """The most records one METADATA_LOG answer carries."""
     metadata_log_max_wait_ms: int = 30_000
     """The longest long poll a METADATA_LOG request may ask for."""
     metadata_log: MetadataLogConfig = field(default_factory=MetadataLogConfig)
+    groups: GroupLimits = field(default_factory=GroupLimits)
+    """Consumer group coordination: session timeout bounds, group size, offsets retention."""
 
     @property
     def metadata_dir(self) -> Path:
@@ -113,6 +116,8 @@ class ControllerConfig:
             raise ValueError("two voters share one Raft address")
         if self.broker_heartbeat_interval_ms < 1 or self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms:
             raise ValueError("broker.session.timeout.ms must exceed broker.heartbeat.interval.ms (both positive)")
+        if self.groups.offsets_retention_ms < 1:
+            raise ValueError("offsets retention must be positive")
         if self.leader_imbalance_check_interval_ms < 1:
             raise ValueError("leader_imbalance_check_interval_ms must be positive")
         if self.leadership_poll_ms < 1 or self.metadata_log_max_records < 1 or self.metadata_log_max_wait_ms < 0:

@@ -80,6 +80,7 @@ class ControllerServer:
             sessions=sessions,
             node_id=config.node_id,
             voters={node_id: raft_address(address) for node_id, address in config.voters.items()},
+            group_limits=config.groups,
         )
         self.server = RequestServer(self.handlers(), on_connection_lost=self._connection_lost)
         try:
