@@ -20,11 +20,12 @@ from raftkafka.structs import (
 )
 
 if TYPE_CHECKING:
-    from raftkafka.client import Admin, Consumer, Producer
+    from raftkafka.client import Admin, Consumer, ConsumerRebalanceListener, Producer
 
 __all__ = [
     "Admin",
     "Consumer",
+    "ConsumerRebalanceListener",
     "GroupDescription",
     "GroupListing",
     "MemberDescription",
@@ -36,7 +37,7 @@ __all__ = [
     "TopicPartition",
 ]
 
-_CLIENT = frozenset({"Admin", "Consumer", "Producer"})
+_CLIENT = frozenset({"Admin", "Consumer", "ConsumerRebalanceListener", "Producer"})
 
 
 def __getattr__(name: str) -> Any:

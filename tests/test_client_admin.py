@@ -9,7 +9,6 @@ import pytest
 from raftkafka import Admin, Consumer, Producer
 from raftkafka.errors import (
     BrokerNotAvailableError,
-    FeatureNotAvailableError,
     InvalidTopicError,
     KafkaTimeoutError,
     TopicAlreadyExistsError,
@@ -73,15 +72,3 @@ def test_unknown_topic_send_gives_up_after_max_block(dev_server: str) -> None:
         with pytest.raises((UnknownTopicError, KafkaTimeoutError)):
             producer.send("no-such-topic", b"x")
         assert time.monotonic() - started < 5
-
-
-def test_groups_are_not_available_yet(dev_server: str) -> None:
-    with pytest.raises(FeatureNotAvailableError, match="issue 5"):
-        Consumer("t", bootstrap=dev_server, group_id="billing")
-    with Admin(bootstrap=dev_server) as admin:
-        admin.create_topic("t")
-    with Consumer("t", bootstrap=dev_server) as consumer:
-        with pytest.raises(FeatureNotAvailableError):
-            consumer.subscribe(["t"])
-        with pytest.raises(FeatureNotAvailableError):
-            consumer.commit()

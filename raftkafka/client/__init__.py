@@ -2,8 +2,17 @@
 
 from raftkafka.client.accumulator import RecordFuture
 from raftkafka.client.admin import AsyncAdmin
-from raftkafka.client.consumer import AsyncConsumer
+from raftkafka.client.consumer import AsyncConsumer, ConsumerRebalanceListener
 from raftkafka.client.producer import AsyncProducer
 from raftkafka.client.sync import Admin, Consumer, Producer
 
-__all__ = ["Admin", "AsyncAdmin", "AsyncConsumer", "AsyncProducer", "Consumer", "Producer", "RecordFuture"]
+__all__ = [
+    "Admin",
+    "AsyncAdmin",
+    "AsyncConsumer",
+    "AsyncProducer",
+    "Consumer",
+    "ConsumerRebalanceListener",
+    "Producer",
+    "RecordFuture",
+]

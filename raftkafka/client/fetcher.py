@@ -7,8 +7,10 @@ so the next response is on its way (and the broker busy reading it) while ``take
 one and the user works through its records. Memory is bounded by about ``MAX_BUFFERED_RESPONSES`` + 1
 times ``max_partition_fetch_bytes`` per partition (the buffered responses and the one being handed out).
 Responses are buffered as raw bytes and decoded only when ``take`` hands their records out; a partition
-whose buffered error awaits ``take`` is not fetched. Partitions without a position are reset by
-LIST_OFFSETS according to their reset strategy. Event loop thread only.
+whose buffered error awaits ``take`` is not fetched, nor is a paused one (pausing drops its buffered data and
+keeps its position). Partitions without a position are reset by LIST_OFFSETS according to their reset
+strategy; a consumer group's partitions first look up the group's committed offset (reset strategy
+``COMMITTED``) and fall back to ``auto_offset_reset`` when there is none. Event loop thread only.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +46,10 @@ _RESET_TIMESTAMP = {"earliest": EARLIEST_TIMESTAMP, "latest": LATEST_TIMESTAMP}
 _STALE_METADATA = (NotLeaderError, UnknownTopicError, LeaderNotAvailableError)
 MAX_BUFFERED_RESPONSES = 2
 """Fetched responses per partition waiting for ``take`` before the partition stops being fetched."""
+COMMITTED = "committed"
+"""Reset strategy of a group's partition: start at the group's committed offset, else at ``auto_offset_reset``."""
+
+CommittedLookup = Callable[[list[TopicPartition]], Awaitable[dict[TopicPartition, int | None]]]
 
 
 @dataclass(slots=True)
@@ -55,6 +61,7 @@ class PartitionState:
     ``fetching``/``resetting`` hold the epoch a request in flight was sent for (-1: none), so a seek
     need not wait for the answer to a request it made useless; ``buffered`` counts fetched responses
     waiting for ``take``, and ``failed`` says one of them is an error (no fetching until it is raised).
+    ``paused`` partitions are not fetched.
     """
 
     reset: str
@@ -66,6 +73,7 @@ class PartitionState:
     buffered: int = 0
     failed: bool = False
     retry_at: float = 0.0
+    paused: bool = False
 
     def seek(self, offset: int | None, reset: str) -> None:
         self.position = offset
@@ -118,6 +126,8 @@ class Fetcher:
         self._data: asyncio.Future[None] | None = None
         self._positioned: asyncio.Future[None] | None = None
         self._runner: asyncio.Task[None] | None = None
+        self.committed_offsets: CommittedLookup | None = None
+        """Looks up a group's committed offsets for partitions reset with ``COMMITTED``."""
 
     # control --------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -136,10 +146,17 @@ class Fetcher:
         if wake is not None and not wake.done():
             wake.set_result(None)
 
-    def assign(self, partitions: Iterable[TopicPartition]) -> None:
-        """Fetch exactly ``partitions``; the ones already assigned keep their positions."""
+    def interrupt(self) -> None:
+        """Make a pending ``wait_for_data`` return now (the consumer has something else to do)."""
+        if self._data is not None and not self._data.done():
+            self._data.set_result(None)
+
+    def assign(self, partitions: Iterable[TopicPartition], reset: str | None = None) -> None:
+        """Fetch exactly ``partitions``; the ones already assigned keep their positions, new ones start
+        without one (reset with ``reset``, default ``auto_offset_reset``)."""
         wanted = [TopicPartition(*tp) for tp in partitions]
-        self.states = {tp: self.states.get(tp) or PartitionState(self.auto_offset_reset) for tp in wanted}
+        reset = reset or self.auto_offset_reset
+        self.states = {tp: self.states.get(tp) or PartitionState(reset) for tp in wanted}
         self.network.topics |= {tp.topic for tp in wanted}
         self._drop_stale()
         self.wakeup()
@@ -150,6 +167,25 @@ class Fetcher:
         state.seek(offset, reset or self.auto_offset_reset)
         self._drop_stale()
         self.wakeup()
+
+    def pause(self, partitions: Iterable[TopicPartition]) -> None:
+        """Stop fetching ``partitions`` and drop their fetched data; their positions stay."""
+        for tp in partitions:
+            state = self._state(tp)
+            if not state.paused:
+                state.paused = True
+                if state.position is not None:
+                    state.seek(state.position, state.reset)  # a new epoch: buffered and in-flight data is dropped
+        self._drop_stale()
+
+    def resume(self, partitions: Iterable[TopicPartition]) -> None:
+        """Fetch ``partitions`` again."""
+        for tp in partitions:
+            self._state(tp).paused = False
+        self.wakeup()
+
+    def paused(self) -> set[TopicPartition]:
+        return {tp for tp, state in self.states.items() if state.paused}
 
     def _state(self, tp: TopicPartition) -> PartitionState:
         state = self.states.get(tp)
@@ -270,6 +306,7 @@ class Fetcher:
         cluster = self.network.cluster
         fetches: dict[Address, list[tuple[TopicPartition, PartitionState]]] = {}
         resets: dict[Address, list[tuple[TopicPartition, PartitionState]]] = {}
+        lookups: list[tuple[TopicPartition, PartitionState]] = []
         delay: float | None = None
         for tp, state in self.states.items():
             if (
@@ -282,7 +319,15 @@ class Fetcher:
                 wait = state.retry_at - now
                 delay = wait if delay is None else min(delay, wait)
                 continue
-            if state.position is None and state.reset == "none":
+            if state.position is None:
+                if state.reset == COMMITTED and self.committed_offsets is None:
+                    state.reset = self.auto_offset_reset
+                if state.reset == "none":
+                    continue
+                if state.reset == COMMITTED:
+                    lookups.append((tp, state))
+                    continue
+            elif state.paused:
                 continue
             leader = cluster.leader(tp)
             if leader is None:
@@ -293,6 +338,10 @@ class Fetcher:
                 resets.setdefault(address, []).append((tp, state))
             else:
                 fetches.setdefault(address, []).append((tp, state))
+        if lookups:
+            for _, state in lookups:
+                state.resetting = state.epoch
+            self._spawn(self._lookup_committed(lookups))
         for address, parts in resets.items():
             for _, state in parts:
                 state.resetting = state.epoch
@@ -393,6 +442,35 @@ class Fetcher:
                     self._backoff(state, result)
                 else:
                     self._deliver(FetchedData(tp, state.epoch, error=result))
+        finally:
+            for tp, state in parts:
+                if state.resetting == epochs[tp]:
+                    state.resetting = -1
+            if self._positioned is not None and not self._positioned.done():
+                self._positioned.set_result(None)
+            self.wakeup()
+
+    async def _lookup_committed(self, parts: list[tuple[TopicPartition, PartitionState]]) -> None:
+        epochs = {tp: state.epoch for tp, state in parts}
+        assert self.committed_offsets is not None
+        try:
+            offsets = await self.committed_offsets([tp for tp, _ in parts])
+        except RaftKafkaError as exc:
+            log.debug("committed offsets lookup failed: %s", exc)
+            for tp, state in parts:
+                if not exc.retriable and self.states.get(tp) is state and state.epoch == epochs[tp]:
+                    self._deliver(FetchedData(tp, state.epoch, error=exc))
+                state.retry_at = time.monotonic() + self.network.retry_backoff
+        else:
+            for tp, state in parts:
+                if self.states.get(tp) is not state or state.epoch != epochs[tp]:
+                    continue
+                offset = offsets.get(tp)
+                state.reset = self.auto_offset_reset
+                if offset is not None:
+                    state.position = state.fetch_offset = offset
+                log.debug("%s-%d starts at %s", tp.topic, tp.partition,
+                          f"committed offset {offset}" if offset is not None else f"{state.reset} (none committed)")
         finally:
             for tp, state in parts:
                 if state.resetting == epochs[tp]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import re
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from raftkafka.client.accumulator import RecordFuture
 from raftkafka.client.admin import AsyncAdmin
-from raftkafka.client.consumer import AsyncConsumer, PartitionArgs
+from raftkafka.client.consumer import AsyncConsumer, ConsumerRebalanceListener, PartitionArgs
 from raftkafka.client.producer import AsyncProducer
 from raftkafka.errors import KafkaTimeoutError
 from raftkafka.net.eventloop import new_event_loop
@@ -146,30 +147,51 @@ class Producer:
 
 
 class Consumer:
-    """Reads records from partitions; the sync twin of ``AsyncConsumer`` (same arguments).
+    """Reads records from partitions, alone or in a consumer group; the sync twin of ``AsyncConsumer`` (same
+    arguments).
 
-    Iterating yields every record as it arrives (until ``consumer_timeout_ms`` passes without one).
+    Iterating yields every record as it arrives (until ``consumer_timeout_ms`` passes without one). The
+    iterator takes records from the loop thread in batches, but ``commit()``, ``position()`` and the
+    auto-commit on close count only the records it yielded; rebalances happen between batches, in ``poll``.
+    Rebalance listener and commit callbacks run in a worker thread, so they may call this consumer's methods.
     """
 
     def __init__(self, *topics: str, bootstrap: str | Sequence[str] = "127.0.0.1:9092", **config: Any) -> None:
-        self._thread, self._consumer = _started(
-            "raftkafka-consumer", lambda: AsyncConsumer(*topics, bootstrap=bootstrap, **config), AsyncConsumer.start
-        )
+        self._callbacks: concurrent.futures.ThreadPoolExecutor | None = None
+
+        def make() -> AsyncConsumer:
+            consumer = AsyncConsumer(*topics, bootstrap=bootstrap, **config)
+            consumer._invoke_callback = self._run_callback
+            return consumer
+
+        self._thread, self._consumer = _started("raftkafka-consumer", make, AsyncConsumer.start)
         self._closed = False
 
+    async def _run_callback(self, function: Callable[..., Any], *args: Any) -> None:
+        """Run a user callback in the worker thread (the loop thread must stay free for its calls back)."""
+        if self._callbacks is None:
+            self._callbacks = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="raftkafka-consumer-callback")
+        await asyncio.get_running_loop().run_in_executor(self._callbacks, function, *args)
+
     def poll(self, timeout_ms: float = 0, max_records: int | None = None) -> list[Record]:
-        """Up to ``max_records`` records, waiting up to ``timeout_ms`` for the first."""
+        """Up to ``max_records`` records, waiting up to ``timeout_ms`` for the first (rebalancing first when
+        the group needs it)."""
         return self._thread.run(self._consumer.poll(timeout_ms, max_records))
 
     def __iter__(self) -> Iterator[Record]:
         timeout = self._consumer.consumer_timeout
         wait_ms = 1_000_000_000 if timeout is None else timeout * 1000
         batch = max(self._consumer.max_poll_records, ITERATION_BATCH)
+        pending = self._consumer._pending  # read here, between calls; the loop thread touches it only in calls
+        refill = self._consumer._refill
+        run = self._thread.run
         while True:
-            records = self.poll(wait_ms, batch)
-            if not records:
+            records, i = pending.records, pending.index
+            if i < len(records):
+                pending.index = i + 1
+                yield records[i]
+            elif not run(refill(wait_ms, batch)):
                 return
-            yield from records
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
         """Consume exactly ``partitions``."""
@@ -179,13 +201,49 @@ class Consumer:
         """The assigned partitions."""
         return self._thread.call(self._consumer.assignment)
 
-    def subscribe(self, topics: Iterable[str]) -> None:
-        """Group subscription: not available until consumer groups exist (issue 5)."""
-        self._consumer.subscribe(topics)
+    def subscribe(
+        self, topics: Iterable[str] | str | re.Pattern[str], listener: ConsumerRebalanceListener | None = None
+    ) -> None:
+        """Subscribe the group member to ``topics`` (names, or a pattern); the next ``poll`` joins."""
+        if not isinstance(topics, str | re.Pattern):
+            topics = list(topics)
+        self._thread.call(self._consumer.subscribe, topics, listener)
 
-    def commit(self, offsets: Any = None) -> None:
-        """Committing offsets needs a consumer group: not available until issue 5."""
+    def subscription(self) -> set[str]:
+        """The subscribed topics."""
+        return self._thread.call(self._consumer.subscription)
+
+    def unsubscribe(self) -> None:
+        """Drop the assignment and leave the group."""
+        self._thread.run(self._consumer.unsubscribe())
+
+    def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
+        """Commit ``offsets``, or the position after the last record handed out of every assigned partition."""
         self._thread.run(self._consumer.commit(offsets))
+
+    def commit_async(
+        self,
+        offsets: dict[TopicPartition, int] | None = None,
+        callback: Callable[[dict[TopicPartition, int], Exception | None], Any] | None = None,
+    ) -> None:
+        """Start a commit and return; ``callback(offsets, error)`` runs in the worker thread when it finished."""
+        self._thread.call(self._consumer.commit_async, offsets, callback)
+
+    def committed(self, partition: TopicPartition) -> int | None:
+        """The group's committed offset of ``partition`` (None when none is)."""
+        return self._thread.run(self._consumer.committed(partition))
+
+    def pause(self, *partitions: PartitionArgs) -> None:
+        """Stop fetching ``partitions`` (positions stay) until ``resume``."""
+        self._thread.call(self._consumer.pause, *partitions)
+
+    def resume(self, *partitions: PartitionArgs) -> None:
+        """Fetch paused ``partitions`` again."""
+        self._thread.call(self._consumer.resume, *partitions)
+
+    def paused(self) -> set[TopicPartition]:
+        """The paused partitions."""
+        return self._thread.call(self._consumer.paused)
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         """Make ``offset`` the next record ``poll`` returns from ``partition``."""
@@ -200,7 +258,7 @@ class Consumer:
         self._thread.call(self._consumer.seek_to_end, *partitions)
 
     def position(self, partition: TopicPartition) -> int:
-        """The offset of the next record ``poll`` returns from ``partition``."""
+        """The offset of the next record ``poll`` (or the iterator) returns from ``partition``."""
         return self._thread.run(self._consumer.position(partition))
 
     def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
@@ -216,7 +274,7 @@ class Consumer:
         return self._thread.run(self._consumer.offsets_for_times(timestamps))
 
     def close(self) -> None:
-        """Stop fetching and release the connections and the loop thread."""
+        """Commit (with auto-commit) and leave the group, stop fetching, release the connections and threads."""
         if self._closed:
             return
         self._closed = True
@@ -224,6 +282,8 @@ class Consumer:
             self._thread.run(self._consumer.close())
         finally:
             self._thread.stop()
+            if self._callbacks is not None:
+                self._callbacks.shutdown(wait=False)
 
     def __enter__(self) -> Consumer:
         return self
