@@ -1,11 +1,13 @@
 """The metadata workload: committed metadata changes per second and commit latency, at several depths.
 
-A change is one CREATE_TOPICS round trip for a new one-partition, replication-factor-1 topic, sent to
-the active controller itself (found with QUORUM_STATUS), so the figures are the quorum's: decide, commit
-one record through Raft, answer. At each in-flight level, ``in_flight`` requests are kept outstanding
-over a few pipelined connections (at most ``PER_CONNECTION`` each, below the server's per-connection
-limit); latency is send-to-answer per change. A warm-up of one-at-a-time changes comes first; the
-topics of each level are deleted after it, outside the clock, so every level starts from the same image.
+A change is one round trip to the active controller itself (found with QUORUM_STATUS) that commits one
+metadata record, so the figures are the quorum's: decide, commit one record through Raft, answer. What
+the change is comes from ``bench.changes``: CREATE_TOPICS of a new one-partition, replication-factor-1
+topic (``--change topics``, the default), or OFFSET_COMMIT of one offset for a group without members
+(``--change offsets``). At each in-flight level, ``in_flight`` requests are kept outstanding over a few
+pipelined connections (at most ``PER_CONNECTION`` each, below the server's per-connection limit); latency
+is send-to-answer per change. A warm-up of one-at-a-time changes comes first; what each level made is
+deleted after it, outside the clock, so every level starts from the same image.
 
 Against ``--cluster N`` the workload starts its own N controllers and one broker (placement needs a
 live broker) and removes them afterwards.
@@ -14,24 +16,23 @@ live broker) and removes them afterwards.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
+from raftkafka.bench.changes import CHANGE_KINDS, Change, ChangeKind, SetUp, change_kind, describe_change
 from raftkafka.bench.local_cluster import LocalCluster
 from raftkafka.bench.progress import Progress
-from raftkafka.bench.quorum import create_topic, delete_topics, find_active_controller, open_connection
+from raftkafka.bench.quorum import find_active_controller, open_connection
 from raftkafka.bench.stats import LatencySummary, summarize_latencies
 from raftkafka.client.bootstrap import parse_bootstrap
 from raftkafka.errors import InvalidConfigError, KafkaTimeoutError, NotControllerError, RaftKafkaError
 from raftkafka.net.connection import Connection
 from raftkafka.net.eventloop import run
-
-log = logging.getLogger(__name__)
 
 PER_CONNECTION = 100
 """Requests in flight per connection (the server stops reading a connection at 128)."""
@@ -40,17 +41,20 @@ WARMUP_DEADLINE_S = 30.0
 WARMUP_RETRY_S = 0.05
 PROGRESS_EVERY = 64
 CLUSTER_SIZES = (1, 3, 5)
+WARMUP_LEVEL = "warmup"
 
 
 @dataclass(frozen=True, slots=True)
 class MetadataSettings:
-    """What to run: where (``cluster`` controllers of our own, else ``bootstrap``), how many changes, how deep."""
+    """What to run: where (``cluster`` controllers of our own, else ``bootstrap``), which ``change`` (one of
+    ``CHANGE_KINDS``), how many, how deep."""
 
     bootstrap: str
     cluster: int | None = None
     changes: int = 2_000
     in_flight: tuple[int, ...] = (1, 200)
     warmup_changes: int = 200
+    change: str = "topics"
 
     def validate(self) -> MetadataSettings:
         """Return self, or raise ``InvalidConfigError`` naming the first bad setting."""
@@ -60,6 +64,8 @@ class MetadataSettings:
             raise InvalidConfigError("--changes must be >= 1 and --warmup-changes >= 0")
         if not self.in_flight or min(self.in_flight) < 1:
             raise InvalidConfigError("--in-flight must list depths >= 1")
+        if self.change not in CHANGE_KINDS:
+            raise InvalidConfigError(f"--change must be one of {', '.join(CHANGE_KINDS)}, not {self.change!r}")
         return self
 
     def as_dict(self) -> dict[str, Any]:
@@ -130,7 +136,7 @@ class MetadataResult:
         """One JSON-ready object (what ``--json`` prints)."""
         return {
             "workload": "metadata",
-            "change": "CREATE_TOPICS of one 1-partition RF=1 topic (one committed metadata record)",
+            "change": describe_change(self.settings.change),
             "controller": self.controller,
             "levels": [level.as_dict() for level in self.levels],
             "settings": self.settings.as_dict(),
@@ -138,19 +144,19 @@ class MetadataResult:
 
     def summary(self) -> str:
         """One line per depth."""
-        head = f"metadata: changes committed by the active controller at {self.controller}"
+        head = f"metadata ({self.settings.change}): changes committed by the active controller at {self.controller}"
         return "\n".join([head, *(f"  {level.summary()}" for level in self.levels)])
 
 
-async def warm_up(address: str, names: Sequence[str]) -> None:
-    """Commit ``names`` one at a time, retrying retriable failures until the first succeeds (activation)."""
+async def until_committed(address: str, attempts: Sequence[SetUp]) -> None:
+    """Commit each of ``attempts`` in turn, retrying retriable failures until ``WARMUP_DEADLINE_S`` (activation)."""
     connection = await open_connection(address)
     deadline = time.monotonic() + WARMUP_DEADLINE_S
     try:
-        for name in names:
+        for attempt in attempts:
             while True:
                 try:
-                    await create_topic(connection, name, CHANGE_TIMEOUT_S)
+                    await attempt(connection, CHANGE_TIMEOUT_S)
                     break
                 except RaftKafkaError as exc:
                     if not exc.retriable or time.monotonic() >= deadline:
@@ -162,71 +168,87 @@ async def warm_up(address: str, names: Sequence[str]) -> None:
         connection.close()
 
 
+async def warm_up(address: str, kind: ChangeKind, count: int) -> None:
+    """Prepare ``kind``, then commit ``count`` changes one at a time (retrying until the controller is active)."""
+    set_up = kind.set_up_step()
+    attempts = [] if set_up is None else [set_up]
+    if count:
+        change = kind.change(WARMUP_LEVEL, 0)
+        attempts += [partial(change_at, change, index) for index in range(count)]
+    await until_committed(address, attempts)
+
+
+async def change_at(change: Change, index: int, connection: Connection, timeout_s: float) -> None:
+    """Change number ``index`` (a ``SetUp`` step once ``index`` is bound)."""
+    await change(connection, index, timeout_s)
+
+
 async def commit_changes(
-    connections: Sequence[Connection], shares: Sequence[int], names: Sequence[str], progress: Progress
+    connections: Sequence[Connection], changes: Sequence[Change], shares: Sequence[int], count: int, progress: Progress
 ) -> list[int]:
-    """Create ``names`` keeping ``sum(shares)`` in flight (``shares[i]`` on ``connections[i]``); latencies in ns."""
-    latencies = [0] * len(names)
-    work = iter(enumerate(names))
+    """Commit ``count`` changes keeping ``sum(shares)`` in flight (``shares[i]`` on ``connections[i]``, each made
+    by ``changes[i]``); latencies in ns."""
+    latencies = [0] * count
+    work = iter(range(count))
     done = 0
     clock = time.perf_counter_ns
 
-    async def lane(connection: Connection) -> None:
+    async def lane(connection: Connection, change: Change) -> None:
         nonlocal done
-        for index, name in work:
+        for index in work:
             start = clock()
-            await create_topic(connection, name, CHANGE_TIMEOUT_S)
+            await change(connection, index, CHANGE_TIMEOUT_S)
             latencies[index] = clock() - start
             done += 1
             if done % PROGRESS_EVERY == 0:
                 progress.update(done)
 
-    lanes = [lane(connection) for connection, share in zip(connections, shares, strict=True) for _ in range(share)]
+    lanes = [
+        lane(connection, change)
+        for connection, change, share in zip(connections, changes, shares, strict=True)
+        for _ in range(share)
+    ]
     await asyncio.gather(*lanes)
     return latencies
 
 
-async def measure_level(address: str, in_flight: int, names: Sequence[str], *, show_progress: bool) -> LevelResult:
-    """Time ``names`` changes at ``in_flight`` depth against ``address``."""
+async def measure_level(
+    address: str, kind: ChangeKind, in_flight: int, count: int, *, show_progress: bool
+) -> LevelResult:
+    """Time ``count`` changes of ``kind`` at ``in_flight`` depth against ``address``."""
     shares = connection_shares(in_flight)
+    changes = [kind.change(str(in_flight), lane) for lane in range(len(shares))]
     connections = [await open_connection(address) for _ in shares]
-    progress = Progress(f"metadata, {in_flight} in flight", len(names), enabled=show_progress)
+    progress = Progress(f"metadata ({kind.name}), {in_flight} in flight", count, enabled=show_progress)
     try:
         start = time.perf_counter_ns()
-        latencies = await commit_changes(connections, shares, names, progress)
+        latencies = await commit_changes(connections, changes, shares, count, progress)
         elapsed = time.perf_counter_ns() - start
     finally:
         for connection in connections:
             connection.close()
-    progress.finish(len(names))
-    return LevelResult(in_flight, len(shares), len(names), elapsed / 1e9, summarize_latencies(latencies))
+    progress.finish(count)
+    return LevelResult(in_flight, len(shares), count, elapsed / 1e9, summarize_latencies(latencies))
 
 
 async def measure(settings: MetadataSettings, addresses: Sequence[str], *, show_progress: bool) -> MetadataResult:
     """Find the active controller through ``addresses``, warm up, then time each in-flight level."""
     controller = await find_active_controller(addresses)
-    prefix = f"bench-metadata-{secrets.token_hex(4)}"
-    warmup = [f"{prefix}-warmup-{i}" for i in range(settings.warmup_changes)]
+    kind = change_kind(settings.change, f"bench-metadata-{secrets.token_hex(4)}")
     levels = []
     try:
-        await warm_up(controller, warmup)
+        await warm_up(controller, kind, settings.warmup_changes)
         for depth in settings.in_flight:
-            names = [f"{prefix}-{depth}-{i}" for i in range(settings.changes)]
             try:
-                levels.append(await measure_level(controller, depth, names, show_progress=show_progress))
+                levels.append(
+                    await measure_level(controller, kind, depth, settings.changes, show_progress=show_progress)
+                )
             finally:
-                await remove_topics(controller, names)
+                await kind.clean_up(controller, str(depth))
     finally:
-        await remove_topics(controller, warmup)
+        await kind.clean_up(controller, WARMUP_LEVEL)
+        await kind.tear_down(controller)
     return MetadataResult(settings, controller, tuple(levels))
-
-
-async def remove_topics(address: str, names: Sequence[str]) -> None:
-    """Delete the run's topics (not timed); a failure is logged, never raised over the run's own outcome."""
-    try:
-        await delete_topics(address, names)
-    except (RaftKafkaError, TimeoutError) as exc:
-        log.warning("could not delete the benchmark's topics %s..: %s", names[0] if names else "", exc)
 
 
 async def run_against_own_cluster(settings: MetadataSettings, *, show_progress: bool) -> MetadataResult:

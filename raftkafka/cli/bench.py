@@ -156,6 +156,14 @@ def e2e(**options: Any) -> None:
     default=None,
     help="Start this many local controllers (and one broker) for the run instead of using --bootstrap.",
 )
+@click.option(
+    "--change",
+    type=click.Choice(["topics", "offsets"]),
+    default="topics",
+    show_default=True,
+    help="What one change is: create a 1-partition topic, or commit one offset for a group without members "
+    '(OFFSET_COMMIT, member "" generation -1, one group per connection, on a 1-partition topic made first).',
+)
 @click.option("--changes", type=click.IntRange(min=1), default=2_000, show_default=True, help="Changes per depth.")
 @click.option(
     "--in-flight", default="1,200", show_default=True, help="Comma-separated depths: changes kept outstanding."
@@ -169,6 +177,7 @@ def e2e(**options: Any) -> None:
 @log_level_option
 def metadata(
     cluster: str | None,
+    change: str,
     changes: int,
     in_flight: str,
     warmup_changes: int,
@@ -176,9 +185,10 @@ def metadata(
     bootstrap: str,
     log_level: str,
 ) -> None:
-    """Committed metadata changes/s and commit latency p50/p99 at each depth (a change: create a 1-partition topic).
+    """Committed metadata changes/s and commit latency p50/p99 at each depth (a change: one committed record).
 
-    --bootstrap may name brokers or controllers: the active controller is found and asked directly.
+    A change creates a 1-partition topic (--change topics) or commits an offset (--change offsets). --bootstrap
+    may name brokers or controllers: the active controller is found and asked directly.
     """
     from raftkafka.bench.metadata import MetadataSettings, parse_in_flight, run_metadata
 
@@ -190,6 +200,7 @@ def metadata(
                 changes=changes,
                 in_flight=parse_in_flight(in_flight),
                 warmup_changes=warmup_changes,
+                change=change,
             ),
             show_progress=not as_json,
         ),
