@@ -227,9 +227,14 @@ def test_unreachable_server_is_a_quick_one_line_error(command: list[str]) -> Non
     assert time.monotonic() - started < 15
 
 
-def test_consumer_groups_are_not_there_yet(dev_server: str) -> None:
-    ok("topics", "create", "grouped", "--bootstrap", dev_server)
-    assert_one_line_error(raftkafka("consume", "grouped", "--group", "g1", "--bootstrap", dev_server))
+def test_consume_with_a_group_resumes_after_the_records_it_consumed(dev_server: str) -> None:
+    ok("topics", "create", "grouped", "--partitions", "2", "--bootstrap", dev_server)
+    ok("produce", "grouped", "--bootstrap", dev_server, stdin=b"".join(b"v%d\n" % i for i in range(10)))
+    group = ["--group", "g1", "--from-beginning", "--bootstrap", dev_server]
+    first = ok("consume", "grouped", "--max-messages", "10", *group)
+    assert sorted(first.stdout.split()) == sorted(b"v%d" % i for i in range(10))
+    ok("produce", "grouped", "--bootstrap", dev_server, stdin=b"late\n")
+    assert ok("consume", "grouped", "--timeout-ms", "3000", *group).stdout == b"late\n"
 
 
 def test_missing_key_separator_fails_the_produce(dev_server: str) -> None:
