@@ -113,8 +113,17 @@ class GroupApi:
         if wanted is None:
             return {"topics": _offsets_by_topic(committed)}
         answer = []
-        for topic, partitions in topic_partition_lists(body):
-            answer.append([topic, [[p[0], committed.get((topic, p[0]), -1)] for p in partitions]])
+        for entry in wanted:
+            if (
+                not isinstance(entry, list)
+                or len(entry) != 2
+                or not isinstance(entry[0], str)
+                or not isinstance(entry[1], list)
+                or not all(type(p) is int for p in entry[1])
+            ):
+                raise InvalidRequestError("each entry of 'topics' must be [topic, [partition, ...]]")
+            topic, partitions = entry
+            answer.append([topic, [[p, committed.get((topic, p), -1)] for p in partitions]])
         return {"topics": answer}
 
     async def list_groups(self, body: Any) -> Any:
