@@ -10,9 +10,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from raftkafka.net.api import ApiKey
 from raftkafka.raftlog.cluster_secret import ensure_cluster_secret, secret_path
-from tests.processes import answers_api_versions, free_port
+from tests.processes import answers_api_versions, free_port, request
 
 CONTROLLER_ID_BASE = 1000
 
@@ -138,3 +140,24 @@ class LocalCluster:
 
     def logs(self) -> str:
         return "\n".join(f"==== {node.role} {node.node_id}\n{node.log()}" for node in self.nodes)
+
+
+def quorum_status(node: Node) -> dict[str, Any] | None:
+    """QUORUM_STATUS from one controller, or None if it does not answer."""
+    try:
+        error, body = request(node.address, ApiKey.QUORUM_STATUS, {}, timeout=2)
+    except OSError:
+        return None
+    return body if error == 0 else None
+
+
+def active_controller(cluster: LocalCluster) -> Node:
+    """The controller every live voter agrees is the leader (polled for up to 15 s)."""
+
+    def agreed() -> Node | None:
+        leaders = {s["leader_id"] for n in cluster.controllers if n.alive and (s := quorum_status(n))}
+        if len(leaders) == 1 and (leader := leaders.pop()) not in (None, -1):
+            return next((n for n in cluster.controllers if n.node_id == leader and n.alive), None)
+        return None
+
+    return wait_for(agreed, 15, "the live controllers to agree on a leader")  # type: ignore[return-value]

@@ -18,7 +18,7 @@ from raftkafka import Admin
 from raftkafka.errors import InvalidReplicationFactorError, NotControllerError, RequestTimedOutError
 from raftkafka.metadata.records import decode_records
 from raftkafka.net.api import ApiKey
-from tests.cluster import LocalCluster, Node, wait_for
+from tests.cluster import LocalCluster, Node, active_controller, wait_for
 from tests.processes import request
 
 SESSION_TIMEOUT_MS = 3000
@@ -42,27 +42,6 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
         raise
     finally:
         local.close()
-
-
-def quorum_status(node: Node) -> dict[str, Any] | None:
-    """QUORUM_STATUS from one controller, or None if it does not answer."""
-    try:
-        error, body = request(node.address, ApiKey.QUORUM_STATUS, {}, timeout=2)
-    except OSError:
-        return None
-    return body if error == 0 else None
-
-
-def active_controller(cluster: LocalCluster) -> Node:
-    """The controller every live voter agrees is the leader."""
-
-    def agreed() -> Node | None:
-        leaders = {s["leader_id"] for n in cluster.controllers if n.alive and (s := quorum_status(n))}
-        if len(leaders) == 1 and (leader := leaders.pop()) not in (None, -1):
-            return next((n for n in cluster.controllers if n.node_id == leader and n.alive), None)
-        return None
-
-    return wait_for(agreed, 15, "the live controllers to agree on a leader")  # type: ignore[return-value]
 
 
 def metadata_log(node: Node) -> list[tuple[int, bytes]]:

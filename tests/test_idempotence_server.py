@@ -16,7 +16,7 @@ import pytest
 from raftkafka.errors import InvalidProducerEpochError, OutOfOrderSequenceError, UnknownProducerIdError
 from raftkafka.net.api import ACKS_ALL, ApiKey
 from raftkafka.storage.record_batch import decode_records, encode_batch, iter_batches
-from tests.cluster import LocalCluster, Node, wait_for
+from tests.cluster import LocalCluster, Node, active_controller, wait_for
 from tests.processes import DevServer, request
 
 pytestmark = pytest.mark.timeout(120)
@@ -116,22 +116,6 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
         raise
     finally:
         local.close()
-
-
-def active_controller(cluster: LocalCluster) -> Node:
-    def agreed() -> Node | None:
-        leaders = set()
-        for node in cluster.controllers:
-            if node.alive:
-                try:
-                    error, status = request(node.address, ApiKey.QUORUM_STATUS, {}, timeout=2)
-                except OSError:
-                    continue
-                leaders.add(status.get("leader_id") if error == 0 else None)
-        leader = leaders.pop() if len(leaders) == 1 else None
-        return next((n for n in cluster.controllers if n.node_id == leader and n.alive), None)
-
-    return wait_for(agreed, 15, "the live controllers to agree on a leader")  # type: ignore[return-value]
 
 
 def partition_leader(cluster: LocalCluster, exclude: Node | None = None) -> Node:
