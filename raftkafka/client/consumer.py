@@ -229,6 +229,7 @@ class AsyncConsumer:
         self._pattern_topics: list[str] | None = None  # a pattern subscription's matching topics, once known
         self._listener: Any = ConsumerRebalanceListener()
         self._listener_error: Exception | None = None
+        self._in_listener = False
         self._invoke_callback: Callable[..., Awaitable[Any]] = _call
         """Runs user callbacks (the sync ``Consumer`` runs them in a worker thread)."""
         self._manual = False  # assign() with a group: commits without a member id
@@ -647,12 +648,15 @@ class AsyncConsumer:
         callback = getattr(self._listener, method, None)
         if callback is None:
             return
+        self._in_listener = True
         try:
             await self._invoke_callback(callback, partitions)
         except Exception as exc:
             log.exception("group %r: rebalance listener's %s failed", self.group_id, method)
             if self._listener_error is None:
                 self._listener_error = exc
+        finally:
+            self._in_listener = False
 
     def _raise_listener_error(self) -> None:
         error, self._listener_error = self._listener_error, None
@@ -697,6 +701,8 @@ class AsyncConsumer:
         limit = max_records or self.max_poll_records
         if self._pending:
             return self._pending.take(limit)
+        if self._in_listener:
+            raise RuntimeError("poll() cannot be called from a rebalance listener's callback")
         member = self._member
         if member is None:
             return await self._poll(limit, timeout_ms)
