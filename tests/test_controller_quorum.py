@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from raftkafka.controller.controller import QuorumController
-from raftkafka.controller.topics import NewTopic, TopicResult
+from raftkafka.controller.topics import NewPartitions, NewTopic, TopicResult
 from raftkafka.errors import (
     DuplicateBrokerRegistrationError,
+    InvalidPartitionsError,
     InvalidReplicationFactorError,
     MessageTooLargeError,
     NotControllerError,
@@ -75,6 +76,27 @@ def test_create_describe_delete(tmp_path: Path) -> None:
                 TopicResult.failed("nope", UnknownTopicError("topic 'nope' does not exist")),
             ]
             assert quorum.image.topic("events") is None
+
+    run(main())
+
+
+def test_topics_grow_but_never_shrink(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with controller(tmp_path) as quorum:
+            await quorum.create_topics([NewTopic("events", 2, 2)])
+            leaders_before = [p.leader for p in quorum.image.topics["events"].partitions]
+            results = await quorum.create_partitions(
+                [NewPartitions("events", 5), NewPartitions("events", 4), NewPartitions("nope", 3)]
+            )
+            assert results[0] == TopicResult("events")
+            assert isinstance(results[1].error, InvalidPartitionsError)  # decided after the first: 5 already
+            assert isinstance(results[2].error, UnknownTopicError)
+            partitions = quorum.image.topics["events"].partitions
+            assert [p.partition for p in partitions] == [0, 1, 2, 3, 4]
+            assert [p.leader for p in partitions[:2]] == leaders_before  # the old partitions are untouched
+            assert all(len(p.replicas) == 2 and p.isr == p.replicas and p.leader == p.replicas[0] for p in partitions)
+            [wire] = await quorum.create_partitions([{"name": "events", "count": 6}], validate_only=True)
+            assert wire == TopicResult("events") and len(quorum.image.topics["events"].partitions) == 5
 
     run(main())
 

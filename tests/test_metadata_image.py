@@ -20,6 +20,7 @@ from raftkafka.metadata.image import (
 from raftkafka.metadata.records import (
     CommitOffsets,
     ConfigChange,
+    CreatePartitions,
     CreateTopic,
     DeleteGroup,
     DeleteTopic,
@@ -318,3 +319,17 @@ def test_deleting_a_topic_drops_its_committed_offsets() -> None:
     image = replay_all(image, [DeleteTopic("events", topic_id)], 5)
     assert dict(image.groups["g"].offsets) == {}
     assert MetadataImage.from_bytes(image.to_bytes()) == image
+
+
+def test_created_partitions_follow_the_last_one_and_keep_pending_changes() -> None:
+    image = cluster()
+    topic_id = image.topics["events"].topic_id
+    delta = MetadataDelta(image)
+    assert delta.replay(PartitionChange("events", 0, 2, (1, 2), 1, (1, 2)), 4)
+    assert not delta.replay(CreatePartitions("events", "other-id", ((1,),)), 5)  # another topic of that name
+    assert not delta.replay(CreatePartitions("events", topic_id, ((1, 1),)), 6)
+    assert delta.replay(CreatePartitions("events", topic_id, ((2, 3), (3,))), 7)
+    assert delta.replay(PartitionChange("events", 4, -1, (), 1, (3,)), 8)  # a new partition changes like the others
+    partitions = delta.apply().topics["events"].partitions
+    assert [(p.partition, p.leader, p.leader_epoch) for p in partitions] == [(0, 2, 1), (1, 2, 0), (2, 3, 0),
+                                                                             (3, 2, 0), (4, -1, 1)]  # fmt: skip

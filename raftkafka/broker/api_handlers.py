@@ -47,6 +47,12 @@ class ControllerChannel(Protocol):
         """``(name, error_code, message)`` per topic, after the records committed."""
         ...
 
+    async def create_partitions(
+        self, requests: list[dict[str, Any]], validate_only: bool
+    ) -> list[tuple[str, int, str]]:
+        """``(name, error_code, message)`` per topic to grow, after the records committed."""
+        ...
+
     async def quorum_status(self) -> dict[str, Any]:
         """The QUORUM_STATUS response body (leader, voters, their offsets) of the active controller."""
         ...
@@ -94,6 +100,7 @@ class BrokerApi:
             ApiKey.LIST_OFFSETS: self.list_offsets,
             ApiKey.CREATE_TOPICS: self.create_topics,
             ApiKey.DELETE_TOPICS: self.delete_topics,
+            ApiKey.CREATE_PARTITIONS: self.create_partitions,
             ApiKey.QUORUM_STATUS: self.quorum_status,
             ApiKey.OFFSETS_FOR_LEADER_EPOCH: self.offsets_for_leader_epoch,
             ApiKey.INIT_PRODUCER_ID: self.init_producer_id,
@@ -286,38 +293,54 @@ class BrokerApi:
         leader = image_topic.partitions[partition].leader
         return NotLeaderError(f"broker {self.node_id} is not the leader of {topic}-{partition} (leader: {leader})")
 
-    # CREATE_TOPICS, DELETE_TOPICS -----------------------------------------------------------------
+    # CREATE_TOPICS, CREATE_PARTITIONS, DELETE_TOPICS: forwarded; answered once this broker's image shows them --
     def create_topics(self, version: int, body: Any) -> Any:
-        requests = field(body, "topics", list)
-        validate_only = field(body, "validate_only", bool, False)
-        timeout = field(body, "timeout_ms", int, 30_000) / 1000
-        for request in requests:
-            if not isinstance(request, dict):
-                raise InvalidRequestError("each topic to create must be a map")
-        return self._create_topics(requests, validate_only, timeout)
+        requests, validate_only, timeout = _topic_changes(body)
+        return self._change_topics(
+            lambda: self.controller.create_topics(requests, validate_only),
+            timeout,
+            None if validate_only else lambda names: lambda image: names <= image.topics.keys(),
+        )
 
-    async def _create_topics(self, requests: list[dict[str, Any]], validate_only: bool, timeout: float) -> Any:
-        async with asyncio.timeout(timeout):
-            results = await self.controller.create_topics(requests, validate_only)
-        if not validate_only:
-            created = {name for name, error, _ in results if error == 0}
-            await self._wait_for_image(lambda image: created <= image.topics.keys(), timeout)
-        return {"topics": [list(result) for result in results]}
+    def create_partitions(self, version: int, body: Any) -> Any:
+        requests, validate_only, timeout = _topic_changes(body)
+        counts: dict[Any, int] = {}  # the largest count asked for per name (only a successful one can commit)
+        for request in requests:
+            if type(count := request.get("count")) is int:
+                counts[request.get("name")] = max(count, counts.get(request.get("name"), 0))
+
+        def grown(names: set[str]) -> Callable[[MetadataImage], bool]:
+            return lambda image: all(
+                name in image.topics and len(image.topics[name].partitions) >= counts.get(name, 0) for name in names
+            )
+
+        call = lambda: self.controller.create_partitions(requests, validate_only)  # noqa: E731
+        return self._change_topics(call, timeout, None if validate_only else grown)
 
     def delete_topics(self, version: int, body: Any) -> Any:
         names = field(body, "topics", list)
         if not all(isinstance(name, str) for name in names):
             raise InvalidRequestError("topics must be a list of names")
         timeout = field(body, "timeout_ms", int, 30_000) / 1000
-        return self._delete_topics(names, timeout)
+        return self._change_topics(
+            lambda: self.controller.delete_topics(names),
+            timeout,
+            lambda deleted: lambda image: not deleted & image.topics.keys(),
+        )
 
-    async def _delete_topics(self, names: list[str], timeout: float) -> Any:
+    async def _change_topics(
+        self,
+        call: Callable[[], Awaitable[list[tuple[str, int, str]]]],
+        timeout: float,
+        visible: Callable[[set[str]], Callable[[MetadataImage], bool]] | None,
+    ) -> Any:
+        """Forward a topic change; answer once ``visible(changed names)`` holds for this broker's image."""
         async with asyncio.timeout(timeout):
-            results = await self.controller.delete_topics(names)
-        deleted = {name for name, error, _ in results if error == 0}
-        await self._wait_for_image(lambda image: not deleted & image.topics.keys(), timeout)
+            results = await call()
+        if visible is not None:
+            changed = {name for name, error, _ in results if error == 0}
+            await self._wait_for_image(visible(changed), timeout)
         return {"topics": [list(result) for result in results]}
-
 
     # INIT_PRODUCER_ID ------------------------------------------------------------------------------
     def init_producer_id(self, version: int, body: Any) -> Any:
@@ -342,6 +365,14 @@ class BrokerApi:
     # QUORUM_STATUS --------------------------------------------------------------------------------
     def quorum_status(self, version: int, body: Any) -> Any:
         return self.controller.quorum_status()
+
+
+def _topic_changes(body: Any) -> tuple[list[dict[str, Any]], bool, float]:
+    """``(requests, validate_only, timeout_s)`` of a CREATE_TOPICS or CREATE_PARTITIONS body."""
+    requests = field(body, "topics", list)
+    if not all(isinstance(request, dict) for request in requests):
+        raise InvalidRequestError("each topic entry must be a map")
+    return requests, field(body, "validate_only", bool, False), field(body, "timeout_ms", int, 30_000) / 1000
 
 
 def _describe(name: str, topic: TopicImage | None, include_config: bool) -> dict[str, Any]:

@@ -5,7 +5,7 @@ connection to the controller it believes active; a ``NOT_CONTROLLER`` answer mov
 leader (``"leader=<id>@<host>:<port>"``) or to the next listener, a network error to the next listener
 after a backoff. Each request has a deadline: retriable failures are retried within it, and at the
 deadline the last failure is raised (``NotControllerError`` or ``RequestTimedOutError``), never a hang.
-Topic creation and deletion are not sent twice once their outcome is unknown (a retry would turn a
+Topic creation, growth and deletion are not sent twice once their outcome is unknown (a retry would turn a
 success into ``TOPIC_ALREADY_EXISTS`` or ``UNKNOWN_TOPIC``); registration and heartbeats are safe to repeat.
 
 Every controller response carries ``controller_epoch`` (the Raft term): a response older than the
@@ -95,6 +95,13 @@ class RemoteController:
         """``(name, error_code, message)`` per requested topic, after the records committed."""
         body = {"topics": requests, "timeout_ms": self._timeout_ms(), "validate_only": validate_only}
         return _topic_results(await self.request(ApiKey.CREATE_TOPICS, body, idempotent=False))
+
+    async def create_partitions(
+        self, requests: list[dict[str, Any]], validate_only: bool
+    ) -> list[tuple[str, int, str]]:
+        """``(name, error_code, message)`` per topic to grow, after the records committed."""
+        body = {"topics": requests, "timeout_ms": self._timeout_ms(), "validate_only": validate_only}
+        return _topic_results(await self.request(ApiKey.CREATE_PARTITIONS, body, idempotent=False))
 
     async def delete_topics(self, names: list[str]) -> list[tuple[str, int, str]]:
         """``(name, error_code, message)`` per topic, after the records committed."""

@@ -38,7 +38,7 @@ import math
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from raftkafka.controller.brokers import (
     BrokerRegistrationRequest,
@@ -55,7 +55,14 @@ from raftkafka.controller.isr_changes import IsrChange, IsrChangeResult, alter_i
 from raftkafka.controller.producer_ids import FIRST_PRODUCER_EPOCH, reserve_producer_ids
 from raftkafka.controller.quorum_status import describe_quorum
 from raftkafka.controller.sessions import BrokerSessions
-from raftkafka.controller.topics import NewTopic, TopicResult, create_topic, delete_topic
+from raftkafka.controller.topics import (
+    NewPartitions,
+    NewTopic,
+    TopicResult,
+    create_partitions,
+    create_topic,
+    delete_topic,
+)
 from raftkafka.errors import NotControllerError, RaftKafkaError, RequestTimedOutError
 from raftkafka.metadata.image import ControllerRegistration, MetadataImage, replay_all
 from raftkafka.metadata.records import MetadataRecord, RegisterController, SetClusterId
@@ -64,6 +71,7 @@ from raftkafka.raftlog.metadata_log import CommitListener, MetadataLog
 logger = logging.getLogger(__name__)
 
 _Append = asyncio.Task[int]
+_T = TypeVar("_T")
 
 
 def _new_topic_id() -> str:
@@ -201,32 +209,43 @@ class QuorumController:
         self, requests: Sequence[NewTopic | Mapping[str, Any]], validate_only: bool = False
     ) -> list[TopicResult]:
         """One result per request, in order (wire CREATE_TOPICS entries are accepted as mappings)."""
+        return await self._decide_topics(
+            [r if isinstance(r, NewTopic) else NewTopic.from_wire(r) for r in requests],
+            lambda image, r: create_topic(image, r, self._new_topic_id(), self._rng.randrange(1 << 16)),
+            validate_only,
+        )
+
+    async def create_partitions(
+        self, requests: Sequence[NewPartitions | Mapping[str, Any]], validate_only: bool = False
+    ) -> list[TopicResult]:
+        """Grow topics to more partitions; one result per request, in order (wire entries accepted as mappings)."""
+        return await self._decide_topics(
+            [r if isinstance(r, NewPartitions) else NewPartitions.from_wire(r) for r in requests],
+            lambda image, r: create_partitions(image, r, self._rng.randrange(1 << 16)),
+            validate_only,
+        )
+
+    async def delete_topics(self, names: Sequence[str]) -> list[TopicResult]:
+        """One result per name, in order."""
+        return await self._decide_topics(names, delete_topic)
+
+    async def _decide_topics(
+        self,
+        requests: Sequence[_T],
+        decide: Callable[[MetadataImage, _T], tuple[list[MetadataRecord], TopicResult]],
+        validate_only: bool = False,
+    ) -> list[TopicResult]:
+        """Decide each request in turn (each seeing the records of those before it), then commit and answer."""
         image = self._decision_image()
         records: list[MetadataRecord] = []
         results: list[TopicResult] = []
         for request in requests:
-            new_topic = request if isinstance(request, NewTopic) else NewTopic.from_wire(request)
-            topic_records, result = create_topic(image, new_topic, self._new_topic_id(), self._rng.randrange(1 << 16))
-            if topic_records:  # later requests in this batch see this topic
+            topic_records, result = decide(image, request)
+            if topic_records:  # later requests in this batch see these records
                 image = replay_all(image, topic_records, image.offset + 1)
                 records.extend(topic_records)
             results.append(result)
-        if validate_only:
-            records = []
-        return await self._commit_then_answer(records, results)
-
-    async def delete_topics(self, names: Sequence[str]) -> list[TopicResult]:
-        """One result per name, in order."""
-        image = self._decision_image()
-        records: list[MetadataRecord] = []
-        results: list[TopicResult] = []
-        for name in names:
-            topic_records, result = delete_topic(image, name)
-            if topic_records:
-                image = replay_all(image, topic_records, image.offset + 1)
-                records.extend(topic_records)
-            results.append(result)
-        return await self._commit_then_answer(records, results)
+        return await self._commit_then_answer([] if validate_only else records, results)
 
     async def register_broker(
         self, node_id: int, host: str, port: int, incarnation_id: str, previous_incarnation_id: str | None = None

@@ -36,6 +36,7 @@ CONTROLLER_APIS = (
     ApiKey.API_VERSIONS,
     ApiKey.CREATE_TOPICS,
     ApiKey.DELETE_TOPICS,
+    ApiKey.CREATE_PARTITIONS,
     ApiKey.BROKER_REGISTER,
     ApiKey.BROKER_HEARTBEAT,
     ApiKey.METADATA_LOG,
@@ -133,6 +134,7 @@ class ControllerServer:
             ApiKey.API_VERSIONS: self.api_versions,
             ApiKey.CREATE_TOPICS: self.create_topics,
             ApiKey.DELETE_TOPICS: self.delete_topics,
+            ApiKey.CREATE_PARTITIONS: self.create_partitions,
             ApiKey.BROKER_REGISTER: self.broker_register,
             ApiKey.BROKER_HEARTBEAT: self.broker_heartbeat,
             ApiKey.METADATA_LOG: self.metadata_log_fetch,
@@ -152,6 +154,15 @@ class ControllerServer:
             raise InvalidRequestError("each topic to create must be a map")
         return self._active_call(
             _timeout_s(body), lambda c: c.create_topics(requests, validate_only), self._topic_results
+        )
+
+    def create_partitions(self, version: int, body: Any) -> Any:
+        requests = field(body, "topics", list)
+        validate_only = field(body, "validate_only", bool, False)
+        if not all(isinstance(request, dict) for request in requests):
+            raise InvalidRequestError("each topic to grow must be a map")
+        return self._active_call(
+            _timeout_s(body), lambda c: c.create_partitions(requests, validate_only), self._topic_results
         )
 
     def delete_topics(self, version: int, body: Any) -> Any:

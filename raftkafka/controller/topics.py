@@ -22,7 +22,7 @@ from raftkafka.errors import (
     from_wire,
 )
 from raftkafka.metadata.image import MetadataImage
-from raftkafka.metadata.records import CreateTopic, DeleteTopic, MetadataRecord
+from raftkafka.metadata.records import CreatePartitions, CreateTopic, DeleteTopic, MetadataRecord
 from raftkafka.storage.log_config import LogConfig
 from raftkafka.topic_name import validate_topic_name
 
@@ -100,6 +100,42 @@ def create_topic(
     except RaftKafkaError as exc:
         return [], TopicResult.failed(name, exc)
     return [CreateTopic(request.name, topic_id, replicas, config)], TopicResult(name)
+
+
+@dataclass(frozen=True, slots=True)
+class NewPartitions:
+    """A request to grow topic ``name`` to ``count`` partitions (fields are checked, not trusted)."""
+
+    name: str
+    count: int
+
+    @classmethod
+    def from_wire(cls, body: Mapping[str, Any]) -> NewPartitions:
+        """The request from a CREATE_PARTITIONS wire entry ``{"name", "count"}``."""
+        return cls(body.get("name"), body.get("count"))  # type: ignore[arg-type]
+
+
+def create_partitions(
+    image: MetadataImage, request: NewPartitions, start_index: int
+) -> tuple[list[MetadataRecord], TopicResult]:
+    """The ``CreatePartitions`` record growing the topic to ``request.count`` partitions, placed over the live
+    brokers with the topic's replication factor, or a failed result (a topic never shrinks)."""
+    name = request.name if isinstance(request.name, str) else repr(request.name)
+    try:
+        topic = image.topic(request.name) if isinstance(request.name, str) else None
+        if topic is None:
+            raise UnknownTopicError(f"topic {name!r} does not exist")
+        count = _require_int(request.count, "number of partitions", InvalidPartitionsError)
+        current = len(topic.partitions)
+        if not current < count <= MAX_PARTITIONS:
+            raise InvalidPartitionsError(
+                f"topic {name!r} has {current} partitions: the new count must be in {current + 1}..{MAX_PARTITIONS}"
+            )
+        live = [broker.node_id for broker in image.live_brokers()]
+        replicas = place_replicas(count - current, len(topic.partitions[0].replicas), live, start_index)
+    except RaftKafkaError as exc:
+        return [], TopicResult.failed(name, exc)
+    return [CreatePartitions(topic.name, topic.topic_id, replicas)], TopicResult(name)
 
 
 def delete_topic(image: MetadataImage, name: str) -> tuple[list[MetadataRecord], TopicResult]:

@@ -33,6 +33,7 @@ from raftkafka.metadata.fields import (
 from raftkafka.metadata.records import (
     CommitOffsets,
     ConfigChange,
+    CreatePartitions,
     CreateTopic,
     DeleteGroup,
     DeleteTopic,
@@ -348,6 +349,21 @@ class MetadataDelta:
         self._changed_partitions.pop(record.name, None)
         return True
 
+    def _create_partitions(self, record: CreatePartitions, offset: int) -> bool:
+        topic = self._topic_map().get(record.topic)
+        if topic is None or topic.topic_id != record.topic_id or not record.partitions:
+            return False
+        if not all(replicas and len(set(replicas)) == len(replicas) for replicas in record.partitions):
+            return False
+        pending = self._changed_partitions.pop(record.topic, {})
+        current = tuple(pending.get(p.partition, p) for p in topic.partitions)
+        added = tuple(
+            PartitionState(index, replicas, replicas, replicas[0], 0, 0)
+            for index, replicas in enumerate(record.partitions, len(current))
+        )
+        self._writable_topics()[record.topic] = TopicImage(topic.name, topic.topic_id, current + added, topic.config)
+        return True
+
     def _delete_topic(self, record: DeleteTopic, offset: int) -> bool:
         topic = self._topic_map().get(record.name)
         if topic is None or topic.topic_id != record.topic_id:
@@ -460,6 +476,7 @@ _HANDLERS: dict[type[MetadataRecord], Any] = {
     FenceBroker: MetadataDelta._fence_broker,
     UnfenceBroker: MetadataDelta._unfence_broker,
     CreateTopic: MetadataDelta._create_topic,
+    CreatePartitions: MetadataDelta._create_partitions,
     DeleteTopic: MetadataDelta._delete_topic,
     PartitionChange: MetadataDelta._change_partition,
     ConfigChange: MetadataDelta._change_config,

@@ -35,6 +35,7 @@ from raftkafka.metadata.fields import (
 __all__ = [
     "CommitOffsets",
     "ConfigChange",
+    "CreatePartitions",
     "CreateTopic",
     "DeleteGroup",
     "DeleteTopic",
@@ -193,6 +194,17 @@ class ProducerIdsBlock(MetadataRecord):
     next_producer_id: int
 
 
+@record_kind
+@_record
+class CreatePartitions(MetadataRecord):
+    """Topic ``topic`` (id ``topic_id``) grows by one partition per replica list, numbered after its last."""
+
+    KIND: ClassVar[int] = 14
+    topic: str
+    topic_id: str
+    partitions: tuple[tuple[int, ...], ...]
+
+
 class GroupMember(NamedTuple):
     """A consumer group member of one generation: its subscription, timeouts and assigned partitions."""
 
@@ -313,7 +325,7 @@ def topics_touched(records: Iterable[MetadataRecord]) -> set[str] | None:
     for record in records:
         if isinstance(record, (CreateTopic, DeleteTopic)):
             names.add(record.name)
-        elif isinstance(record, (PartitionChange, ConfigChange)):
+        elif isinstance(record, (PartitionChange, ConfigChange, CreatePartitions)):
             names.add(record.topic)
         elif not isinstance(record, ProducerIdsBlock | GroupChange | CommitOffsets | DeleteGroup):
             return None

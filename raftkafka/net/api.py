@@ -38,6 +38,10 @@ LIST_OFFSETS       ``{"topics": [[topic, [[partition, timestamp], ...]], ...]}``
 CREATE_TOPICS      ``{"topics": [{"name", "partitions", "replication_factor", "config": {k: v}}],
                    "timeout_ms", "validate_only"}`` → ``{"topics": [[name, error, message], ...]}``
 DELETE_TOPICS      ``{"topics": [name, ...], "timeout_ms"}`` → ``{"topics": [[name, error, message], ...]}``
+CREATE_PARTITIONS  ``{"topics": [{"name", "count"}], "timeout_ms", "validate_only"}`` → ``{"topics": [[name, error,
+                   message], ...]}``: grow each topic to ``count`` partitions (``INVALID_PARTITIONS`` unless more than
+                   now; a topic never shrinks), placed like a new topic's with the same replication factor. Keys of
+                   records with a key map to new partitions from then on, as in Kafka. Forwarded like CREATE_TOPICS.
 INIT_PRODUCER_ID   ``{"timeout_ms"}`` → ``{"producer_id", "producer_epoch"}``: a new producer id (unique in the
                    cluster, never handed out twice, across controller failovers too) at epoch 0 for an
                    idempotent producer (Kafka's InitProducerId without a transactional id). Brokers forward it
@@ -184,6 +188,7 @@ class ApiKey(IntEnum):
     LIST_GROUPS = 14
     DESCRIBE_GROUPS = 15
     DELETE_GROUPS = 16
+    CREATE_PARTITIONS = 17
     BROKER_REGISTER = 20
     BROKER_HEARTBEAT = 21
     METADATA_LOG = 22
