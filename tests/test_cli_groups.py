@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import queue
+import signal
 import subprocess
+import sys
+import threading
 import time
 
 import pytest
 
 from raftkafka import Admin, Producer, TopicPartition
+from raftkafka.errors import RaftKafkaError
+from tests.cluster import wait_for
 from tests.processes import free_port
 from tests.test_admin_groups import WireMember, produce_counts, server
 from tests.test_cli_commands import assert_one_line_error, ok, raftkafka
@@ -217,3 +223,79 @@ def test_lag_rows_and_table_layout() -> None:
     assert lines[0] == "GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID CLIENT-ID"
     assert lines[1] == "g     t     0         5              9              4   m-1         client"
     assert lines[3] == "g     u     0         2              -              -   -           -"
+
+
+def test_consume_with_a_group_commits_what_it_printed(server: str) -> None:
+    counts = [10, 10, 10]
+    produce_counts(server, "feed", counts)
+    log_ends = {TopicPartition("feed", p): n for p, n in enumerate(counts)}
+    group = ["--group", "readers", "--from-beginning", "--bootstrap", server]
+
+    first = ok("consume", "feed", "--max-messages", "12", *group)
+    assert len(first.stdout.splitlines()) == 12
+    rows, as_json = describe(server, "readers")
+    check_lag(rows, as_json, log_ends)
+    assert sum(entry["current_offset"] for entry in as_json["partitions"]) == 12
+
+    rest = ok("consume", "feed", "--max-messages", "18", "--timeout-ms", "5000", *group)
+    everything = first.stdout.splitlines() + rest.stdout.splitlines()
+    assert sorted(everything) == sorted(f"{p}-{i}".encode() for p, n in enumerate(counts) for i in range(n))
+
+    rows, as_json = describe(server, "readers")
+    check_lag(rows, as_json, log_ends)
+    assert [(r[2], r[3], r[5]) for r in rows] == [("0", "10", "0"), ("1", "10", "0"), ("2", "10", "0")]
+
+
+def test_a_running_consume_is_a_member_until_it_stops(server: str) -> None:
+    produce_counts(server, "stream", [4, 4])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "raftkafka", "consume", "stream", "--group", "tailers", "--bootstrap", server],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    lines: queue.Queue[bytes] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+    try:
+        with Admin(bootstrap=server) as admin:
+
+            def joined() -> bool:
+                try:
+                    return admin.describe_group("tailers").state == "Stable"
+                except RaftKafkaError:
+                    return False
+
+            wait_for(joined, 30, "the consume process to join its group")
+        rows, as_json = describe(server, "tailers")
+        [member] = as_json["members"]
+        assert member["client_id"] == "raftkafka-console-consumer"
+        assert [(r[1], r[2], r[6], r[7]) for r in rows] == [
+            ("stream", "0", member["member_id"], "raftkafka-console-consumer"),
+            ("stream", "1", member["member_id"], "raftkafka-console-consumer"),
+        ]
+        for command in (["delete", "tailers"], ["reset", "tailers", "--topic", "stream", "--to-earliest"]):
+            assert_one_line_error(raftkafka("groups", *command, "--bootstrap", server), "active members")
+
+        # the member starts at the end once it has its position: produce until a record comes through
+        deadline = time.monotonic() + 30
+        with Producer(bootstrap=server, acks="all") as producer:
+            while True:
+                producer.send("stream", b"new", partition=1).result()
+                try:
+                    assert lines.get(timeout=0.5) == b"new\n"
+                    break
+                except queue.Empty:
+                    assert time.monotonic() < deadline, "the consume process printed nothing"
+            producer.send("stream", b"last", partition=1).result()  # it has a position now: this one must arrive
+        while lines.get(timeout=30) != b"last\n":
+            pass
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+        with Admin(bootstrap=server) as admin:
+            assert admin.describe_group("tailers").members == []
+            p1 = TopicPartition("stream", 1)
+            assert admin.list_group_offsets("tailers")[p1] == admin.end_offsets([p1])[p1]  # committed on exit
+        ok("groups", "delete", "tailers", "--bootstrap", server)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

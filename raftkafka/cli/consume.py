@@ -1,4 +1,11 @@
-"""``raftkafka consume``: print records of a topic to stdout, one per line; progress and summary on stderr."""
+"""``raftkafka consume``: print records of a topic to stdout, one per line; progress and summary on stderr.
+
+Without ``--group`` the command reads every partition of the topic and remembers nothing. With ``--group G``
+it is a member of consumer group G, as Kafka's console consumer is: it shares the topic's partitions with
+the group's other members, starts where the group's committed offsets say (``--from-beginning`` applies only
+to partitions without one) and commits the position after the records it printed, every
+``AUTO_COMMIT_INTERVAL_MS`` and on exit (including Ctrl-C), so the next run resumes after them.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +29,10 @@ NULL = b"null"
 
 POLL_TIMEOUT_MS = 200
 MAX_POLL_RECORDS = 10_000
+AUTO_COMMIT_INTERVAL_MS = 5000
+"""How often a group member commits what it printed (Kafka's default); it also commits on exit."""
+CLIENT_ID = "raftkafka-console-consumer"
+"""The client id a group member shows in ``groups describe`` (Kafka's tool says ``console-consumer``)."""
 
 
 def format_records(records: Iterable[Record], print_key: bool) -> bytes:
@@ -87,8 +98,19 @@ def _silence_stdout() -> None:
 
 @click.command()
 @click.argument("topic")
-@click.option("--group", default=None, metavar="G", help="Consume as a member of consumer group G.")
-@click.option("--from-beginning", is_flag=True, help="Start at the earliest offset (default: only new records).")
+@click.option(
+    "--group",
+    default=None,
+    metavar="G",
+    help="Consume as a member of consumer group G: share the partitions with its members, start at its "
+    "committed offsets and commit what was printed (every 5 s and on exit).",
+)
+@click.option(
+    "--from-beginning",
+    is_flag=True,
+    help="Start at the earliest offset (default: only new records); with --group, only where the group has "
+    "no committed offset.",
+)
 @click.option("--max-messages", type=click.IntRange(min=1), default=None, help="Stop after this many records.")
 @click.option("--print-key", is_flag=True, help="Print key<TAB>value instead of the value only.")
 @click.option(
@@ -122,6 +144,9 @@ def consume(
             topic,
             bootstrap=bootstrap,
             group_id=group,
+            client_id=CLIENT_ID,
+            enable_auto_commit=group is not None,
+            auto_commit_interval_ms=AUTO_COMMIT_INTERVAL_MS,
             auto_offset_reset="earliest" if from_beginning else "latest",
             request_timeout_ms=REQUEST_TIMEOUT_MS,
             default_api_timeout_ms=REQUEST_TIMEOUT_MS,
