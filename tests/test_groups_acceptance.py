@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from raftkafka import Admin, Consumer, Producer, Record, TopicPartition
-from raftkafka.errors import GroupIdNotFoundError
+from raftkafka.errors import GroupIdNotFoundError, InvalidPartitionsError
 from raftkafka.structs import GroupDescription
 from tests.cluster import LocalCluster, active_controller, wait_for
 from tests.group_consumer_process import SESSION_TIMEOUT_MS
@@ -259,3 +259,23 @@ def test_consumers_resume_at_the_committed_offsets_after_the_active_controller_d
     finally:
         for consumer in second:
             consumer.close()
+
+
+def test_a_group_rebalances_when_its_topic_grows(dev_server: str) -> None:
+    with Admin(bootstrap=dev_server) as admin, Consumer(
+        "growing", bootstrap=dev_server, group_id="g", **FAST
+    ) as consumer:
+        admin.create_topic("growing", partitions=2)
+        wait_for(lambda: consumer.poll(timeout_ms=50) is not None and len(consumer.assignment()) == 2, 30,
+                 "the member to own both partitions")  # fmt: skip
+        admin.create_partitions("growing", 5)
+        assert [p.id for p in admin.describe_topic("growing").partitions] == [0, 1, 2, 3, 4]
+        with pytest.raises(InvalidPartitionsError):
+            admin.create_partitions("growing", 3)
+        wait_for(lambda: consumer.poll(timeout_ms=50) is not None and len(consumer.assignment()) == 5, 30,
+                 "the member to own the new partitions too")  # fmt: skip
+        with Producer(bootstrap=dev_server) as producer:
+            producer.send("growing", b"new", partition=4).result(10)
+        records: list[Record] = []
+        wait_for(lambda: records.extend(consumer.poll(timeout_ms=100)) or records, 30, "the record in partition 4")
+        assert [(r.partition, r.value) for r in records] == [(4, b"new")]

@@ -99,6 +99,16 @@ class AsyncAdmin:
         body = {"topics": [entry], "timeout_ms": int(self.request_timeout * 1000), "validate_only": validate_only}
         _raise_entry_errors((await self._controller_request(ApiKey.CREATE_TOPICS, body))["topics"])
 
+    async def create_partitions(self, name: str, count: int, *, validate_only: bool = False) -> None:
+        """Grow topic ``name`` to ``count`` partitions (more than now); returns once the controller committed it.
+        Keys map to partitions by the new count from then on."""
+        body = {
+            "topics": [{"name": name, "count": count}],
+            "timeout_ms": int(self.request_timeout * 1000),
+            "validate_only": validate_only,
+        }
+        _raise_entry_errors((await self._controller_request(ApiKey.CREATE_PARTITIONS, body))["topics"])
+
     async def delete_topic(self, name: str) -> None:
         """Delete topic ``name`` and all its data."""
         body = {"topics": [name], "timeout_ms": int(self.request_timeout * 1000)}

@@ -315,6 +315,10 @@ class Admin:
             self._admin.create_topic(name, partitions, replication_factor, config, validate_only=validate_only)
         )
 
+    def create_partitions(self, name: str, count: int, *, validate_only: bool = False) -> None:
+        """Grow topic ``name`` to ``count`` partitions (more than now)."""
+        self._thread.run(self._admin.create_partitions(name, count, validate_only=validate_only))
+
     def delete_topic(self, name: str) -> None:
         """Delete topic ``name`` and all its data."""
         self._thread.run(self._admin.delete_topic(name))

@@ -399,6 +399,7 @@ class GroupCoordinator:
     async def _complete(self, group: _Group, members: list[_Member]) -> None:
         try:
             image = self._decision_image()
+            counts = partition_counts(image, {topic for m in members for topic in m.request.topics})
             current = image.groups.get(group.group_id)
             record: GroupChange | None = None
             if members or (current is not None and current.members):
@@ -419,7 +420,7 @@ class GroupCoordinator:
         group.completing = None
         group.rebalancing = False
         now = self._clock()
-        group.partition_counts = partition_counts(self._decision_image(), group.subscribed())
+        group.partition_counts = counts  # what the assignment saw: later changes start another rebalance
         if record is not None:
             logger.info("group %s: generation %d with %d member(s)", group.group_id, record.generation, len(members))
             for member, assigned in zip(members, record.members, strict=True):
