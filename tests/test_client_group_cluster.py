@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 
 from raftkafka import Admin, Consumer, Record
-from raftkafka.net.api import ApiKey
-from tests.cluster import LocalCluster, Node, wait_for
-from tests.processes import request
+from tests.cluster import LocalCluster, active_controller
 from tests.test_client_group_sync import FAST, poll_until, produce, tps
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -38,22 +36,6 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
         raise
     finally:
         local.close()
-
-
-def active_controller(cluster: LocalCluster) -> Node:
-    def find() -> Node | None:
-        for node in cluster.controllers:
-            if not node.alive:
-                continue
-            try:
-                error, status = request(node.address, ApiKey.QUORUM_STATUS, {}, timeout=2)
-            except OSError:
-                continue
-            if error == 0 and status.get("leader_id") is not None:
-                return next((c for c in cluster.controllers if c.node_id == status["leader_id"]), None)
-        return None
-
-    return wait_for(find, 20, "an active controller")  # type: ignore[return-value]
 
 
 def test_group_survives_a_coordinator_kill9_and_restarted_consumers_resume_at_the_commits(

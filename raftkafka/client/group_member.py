@@ -288,9 +288,10 @@ class GroupMember:
         wanted = sorted({TopicPartition(*tp) for tp in partitions})
         if not wanted:
             return {}
-        # every committed offset of the group, filtered here: the coordinator's answer to a list of partitions
-        # wants [[partition], ...] entries where the API doc says [partition, ...]; None means the same to both
-        body = {"group_id": self.group_id, "topics": None}
+        topics: dict[str, list[int]] = {}
+        for tp in wanted:
+            topics.setdefault(tp.topic, []).append(tp.partition)
+        body = {"group_id": self.group_id, "topics": [[topic, parts] for topic, parts in topics.items()]}
         answer = await self._retrying(ApiKey.OFFSET_FETCH, body, timeout)
         out: dict[TopicPartition, int | None] = dict.fromkeys(wanted)
         for topic, parts in answer.get("topics", []):
