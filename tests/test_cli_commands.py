@@ -156,6 +156,13 @@ def test_topics_list_describe_and_delete_with_json(dev_server: str) -> None:
     assert [p["partition"] for p in alpha["partitions"]] == [0, 1]
     assert all(p["leader"] >= 0 and p["isr"] for p in alpha["partitions"])
 
+    altered = ok("topics", "alter", "alpha", "--partitions", "3", "--bootstrap", dev_server).stdout
+    assert altered == b"Topic alpha now has 3 partitions.\n"
+    table = ok("topics", "describe", "alpha", "--bootstrap", dev_server).stdout.decode().splitlines()
+    assert table[0].startswith("Topic: alpha\tPartitionCount: 3\t")
+    shrink = raftkafka("topics", "alter", "alpha", "--partitions", "2", "--bootstrap", dev_server)
+    assert_one_line_error(shrink, "INVALID_PARTITIONS")
+
     assert ok("topics", "delete", "beta", "--bootstrap", dev_server).stdout == b"Deleted topic beta.\n"
     assert ok("topics", "list", "--bootstrap", dev_server).stdout == b"alpha\n"
 
@@ -195,7 +202,13 @@ def test_invalid_topic_names_are_one_line_errors(command: list[str], dev_server:
 
 @pytest.mark.parametrize(
     "command",
-    [["topics", "describe", "nope"], ["topics", "delete", "nope"], ["produce", "nope"], ["consume", "nope"]],
+    [
+        ["topics", "describe", "nope"],
+        ["topics", "delete", "nope"],
+        ["topics", "alter", "nope", "--partitions", "2"],
+        ["produce", "nope"],
+        ["consume", "nope"],
+    ],
     ids=" ".join,
 )
 def test_unknown_topics_are_one_line_errors(command: list[str], dev_server: str) -> None:

@@ -221,3 +221,22 @@ def delete(name: str, bootstrap: str, log_level: str) -> None:
         click.echo(f"Deleted topic {name}.")
 
     run_command(run)
+
+
+@topics.command()
+@click.argument("name")
+@click.option("--partitions", type=click.IntRange(min=2), required=True, help="The new, larger number of partitions.")
+@bootstrap_option
+@config_option
+@log_level_option
+def alter(name: str, partitions: int, bootstrap: str, log_level: str) -> None:
+    """Grow topic NAME to more partitions (keyed records may map to other partitions from then on)."""
+    setup_logging(log_level)
+
+    def run() -> None:
+        validate_topic_name(name)
+        with open_admin(bootstrap) as admin:
+            admin.create_partitions(name, partitions)
+        click.echo(f"Topic {name} now has {partitions} partitions.")
+
+    run_command(run)
