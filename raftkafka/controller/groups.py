@@ -116,6 +116,11 @@ def delete_groups(
     records: list[DeleteGroup] = []
     results: list[tuple[str, RaftKafkaError | None]] = []
     for group_id in group_ids:
+        try:
+            check_group_id(group_id)
+        except InvalidGroupIdError as exc:
+            results.append((group_id, exc))
+            continue
         group = image.groups.get(group_id)
         if group is None:
             results.append((group_id, GroupIdNotFoundError(f"group {group_id!r} does not exist")))
