@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TypeVar
 
 from raftkafka.bench.local_cluster import own_cluster
 from raftkafka.bench.result import BenchResult
 from raftkafka.bench.settings import BenchSettings
 
 Workload = Callable[..., BenchResult]
+Result = TypeVar("Result")
 
 
-def run_workload(workload: Workload, settings: BenchSettings, *, show_progress: bool) -> BenchResult:
+def run_workload(workload: Callable[..., Result], settings: BenchSettings, *, show_progress: bool) -> Result:
     """Validate ``settings`` and run ``workload``; with ``settings.cluster`` on a fresh cluster, always removed."""
     settings.validate()
     if settings.cluster is None:

@@ -1,10 +1,11 @@
-"""``raftkafka bench produce|consume|e2e|metadata|failover``: one workload per subcommand, one module per
+"""``raftkafka bench produce|consume|e2e|metadata|failover|rebalance``: one workload per subcommand, one module per
 workload in ``raftkafka.bench``; figures on stdout (one JSON object with ``--json``), progress on stderr."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import click
@@ -133,11 +134,39 @@ def produce(**options: Any) -> None:
 
 @bench.command()
 @workload_options(records=1_000_000, linger_ms=5, warmup=50_000)
-def consume(**options: Any) -> None:
-    """Consume --records records from the beginning (producing them first if missing): records/s, MB/s."""
-    from raftkafka.bench.consume import run_consume
+@click.option(
+    "--group",
+    default=None,
+    help="Consume with this many consumer processes in group GROUP instead (its offsets are reset before the run "
+    "and the group deleted after it; --warmup-records is not used).",
+)
+@click.option(
+    "--consumers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Consumer processes in --group (a created topic gets this many partitions unless --partitions says).",
+)
+def consume(group: str | None, consumers: int, **options: Any) -> None:
+    """Consume --records records from the beginning (producing them first if missing): records/s, MB/s.
 
-    run_workload(run_consume, **options)
+    With --group: --consumers processes, each a sync Consumer in the group, read the last --records records of
+    the topic once the group is stable; the figure is all their records over the time from the start signal
+    to the last record.
+    """
+    if group is None:
+        if consumers != 1:
+            raise click.UsageError("--consumers needs --group")
+        from raftkafka.bench.consume import run_consume
+
+        run_workload(run_consume, **options)
+        return
+    from raftkafka.bench.group_consume import GroupSettings, run_group_consume
+
+    source = click.get_current_context().get_parameter_source("partitions")
+    if source is click.core.ParameterSource.DEFAULT:
+        options["partitions"] = consumers
+    run_workload(partial(run_group_consume, group=GroupSettings(group, consumers)), **options)
 
 
 @bench.command()
@@ -279,3 +308,89 @@ def failover(
         broker_heartbeat_interval_ms=broker_heartbeat_interval_ms,
     )
     report(lambda: run_failover(settings, on_kill=show), as_json=as_json, log_level=log_level)
+
+
+@bench.command()
+@click.option(
+    "--cluster",
+    type=click.Choice(CLUSTER_KINDS),
+    default=None,
+    help="Start a cluster for the run instead of using --bootstrap: one `raftkafka dev` process, or 3 "
+    "controllers and 3 brokers.",
+)
+@click.option("--topic", default="raftkafka-bench-rebalance", show_default=True, help="Topic (created when missing).")
+@click.option("--group", default="raftkafka-bench-rebalance", show_default=True, help="Consumer group (deleted after).")
+@click.option("--consumers", type=click.IntRange(min=2), default=3, show_default=True, help="Consumer processes.")
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1),
+    default=6,
+    show_default=True,
+    help="Partitions when the topic is created.",
+)
+@click.option("--kills", type=click.IntRange(min=1), default=3, show_default=True, help="Rounds of kill -9.")
+@click.option(
+    "--idle-s", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Idle time before each kill."
+)
+@click.option(
+    "--session-timeout-ms",
+    type=click.IntRange(min=1),
+    default=6_000,
+    show_default=True,
+    help="The consumers' session.timeout.ms: a silent member is removed after this long.",
+)
+@click.option(
+    "--heartbeat-interval-ms",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="The consumers' heartbeat.interval.ms.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (no progress).")
+@bootstrap_option
+@config_option
+@log_level_option
+def rebalance(
+    cluster: str | None,
+    topic: str,
+    group: str,
+    consumers: int,
+    partitions: int,
+    kills: int,
+    idle_s: float,
+    session_timeout_ms: int,
+    heartbeat_interval_ms: int,
+    as_json: bool,
+    bootstrap: str,
+    log_level: str,
+) -> None:
+    """kill -9 one consumer of a group --kills times: time until the group's next generation is stable.
+
+    --consumers processes (sync Consumers in --group) consume a topic of --partitions partitions. Each round waits
+    --idle-s, kills the longest-running consumer and asks DESCRIBE_GROUPS until a newer generation is Stable with
+    the survivors owning every partition; a new consumer then replaces the killed one. Prints p50/max over the
+    kills and whether they are within the target: the session timeout + 1 s.
+    """
+    from raftkafka.bench.rebalance import RebalanceRound, RebalanceSettings, run_rebalance
+
+    def show(index: int, kill: RebalanceRound) -> None:
+        if not as_json:
+            click.echo(
+                f"kill {index + 1}/{kills}: {kill.killed} killed, generation {kill.generation_after} stable without "
+                f"it after {kill.seconds:.3f} s (survivors consuming after {kill.consuming_s:.3f} s)",
+                err=True,
+            )
+
+    settings = RebalanceSettings(
+        bootstrap=bootstrap,
+        cluster=cluster,
+        topic=topic,
+        group=group,
+        consumers=consumers,
+        partitions=partitions,
+        kills=kills,
+        idle_s=idle_s,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=heartbeat_interval_ms,
+    )
+    report(lambda: run_rebalance(settings, on_round=show), as_json=as_json, log_level=log_level)
