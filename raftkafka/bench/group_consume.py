@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from raftkafka.bench.consumer_processes import SETTLE_TIMEOUT_S, ConsumerProcess, ConsumerProcesses
 from raftkafka.bench.produce import make_producer
 from raftkafka.bench.progress import Progress
 from raftkafka.bench.settings import BenchSettings, make_payload
 from raftkafka.bench.stats import Throughput
-from raftkafka.bench.topic import ensure_topic
+from raftkafka.bench.topic import READY_TIMEOUT_S, ensure_topic
 from raftkafka.client import Admin
 from raftkafka.errors import InvalidConfigError, KafkaTimeoutError, NonEmptyGroupError, RaftKafkaError
 from raftkafka.structs import TopicPartition
@@ -42,6 +42,7 @@ RESET_TIMEOUT_S = 60.0
 STALL_TIMEOUT_S = 30.0
 POLL_S = 0.05
 NS_PER_S = 1_000_000_000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +159,19 @@ class GroupConsumeResult:
         return "\n".join([head, *lines])
 
 
+def retrying(call: Callable[[], T], timeout_s: float = READY_TIMEOUT_S) -> T:
+    """``call()``, again while it fails with a retriable error (a broker that has not learned of a topic just
+    created answers UNKNOWN_TOPIC) until ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return call()
+        except RaftKafkaError as exc:
+            if not exc.retriable or time.monotonic() >= deadline:
+                raise
+            time.sleep(POLL_S)
+
+
 def fill_topic(
     settings: BenchSettings, partitions: list[TopicPartition], *, show_progress: bool
 ) -> tuple[dict[int, int], dict[int, int]]:
@@ -165,7 +179,8 @@ def fill_topic(
     group's work is balanced whatever the partitioner did before); then the records held and the end offset per
     partition."""
     with Admin(bootstrap=settings.bootstrap) as admin:
-        begin, end = admin.beginning_offsets(partitions), admin.end_offsets(partitions)
+        begin = retrying(lambda: admin.beginning_offsets(partitions))
+        end = retrying(lambda: admin.end_offsets(partitions))
         wanted = even_shares(settings.records, [tp.partition for tp in partitions])
         missing = {tp: max(0, wanted[tp.partition] - (end[tp] - begin[tp])) for tp in partitions}
         total = sum(missing.values())
@@ -181,7 +196,7 @@ def fill_topic(
                     fill.update(sent)
                 producer.flush()
             fill.finish(total)
-            end = admin.end_offsets(partitions)
+            end = retrying(lambda: admin.end_offsets(partitions))
     return {tp.partition: end[tp] - begin[tp] for tp in partitions}, {tp.partition: end[tp] for tp in partitions}
 
 
@@ -190,7 +205,7 @@ def reset_offsets(admin: Admin, group: str, offsets: dict[TopicPartition, int]) 
     deadline = time.monotonic() + RESET_TIMEOUT_S
     while True:
         try:
-            admin.alter_group_offsets(group, offsets)
+            retrying(lambda: admin.alter_group_offsets(group, offsets))
             return
         except NonEmptyGroupError:
             if time.monotonic() >= deadline:
