@@ -36,8 +36,9 @@ from raftkafka.errors import InvalidConfigError, KafkaTimeoutError, RaftKafkaErr
 log = logging.getLogger(__name__)
 
 DESCRIBE_EVERY_S = 0.02
-REBALANCE_TIMEOUT_S = 120.0
-"""How long a round may wait for the next stable generation."""
+REBALANCE_TIMEOUT_TARGETS = 3
+REBALANCE_TIMEOUT_S = 30.0
+"""A round waits for the next stable generation up to 3 targets + 30 s."""
 CONSUMING_TIMEOUT_S = 30.0
 """How long survivors may take to report their new partitions after the generation is stable."""
 NS_PER_S = 1_000_000_000
@@ -152,21 +153,30 @@ OnRound = Callable[[int, RebalanceRound], None]
 
 
 def wait_next_generation(
-    processes: ConsumerProcesses, admin: Admin, survivors: list[str], after: int, partitions: int
+    processes: ConsumerProcesses, admin: Admin, survivors: list[str], after: int, settings: RebalanceSettings
 ) -> tuple[int, int]:
     """Ask DESCRIBE_GROUPS every ``DESCRIBE_EVERY_S`` until a generation newer than ``after`` is Stable with
     exactly ``survivors`` owning every partition; that generation and when the request showing it was sent."""
-    deadline = time.monotonic() + REBALANCE_TIMEOUT_S
+    timeout_s = settings.target_s * REBALANCE_TIMEOUT_TARGETS + REBALANCE_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
+    seen = "nothing"
     while True:
         asked_ns = time.monotonic_ns()
         try:
             description = admin.describe_group(processes.group)
-            if description.generation > after and stable_owners(description, survivors, partitions, processes.topic):
+            if description.generation > after and stable_owners(
+                description, survivors, settings.partitions, processes.topic
+            ):
                 return description.generation, asked_ns
+            members = sorted(m.client_id for m in description.members)
+            seen = f"{description.state} generation {description.generation} with {', '.join(members) or 'no one'}"
         except RaftKafkaError as exc:
             log.debug("describe_group failed: %s", exc)
         if time.monotonic() >= deadline:
-            raise KafkaTimeoutError(f"no stable generation without the killed consumer in {REBALANCE_TIMEOUT_S:g} s")
+            raise KafkaTimeoutError(
+                f"no stable generation without the killed consumer within {timeout_s:g} s (last seen: {seen}); "
+                "does the group coordinator expire sessions?"
+            )
         processes.pump(DESCRIBE_EVERY_S)
 
 
@@ -177,9 +187,7 @@ def kill_round(
     victim = processes.alive[0]
     survivors: list[ConsumerProcess] = processes.alive[1:]
     killed_ns = victim.kill()
-    after, stable_ns = wait_next_generation(
-        processes, admin, [p.client_id for p in survivors], generation, settings.partitions
-    )
+    after, stable_ns = wait_next_generation(processes, admin, [p.client_id for p in survivors], generation, settings)
     processes.wait_settled(admin, settings.partitions, CONSUMING_TIMEOUT_S)
     consuming_ns = max(p.assigned_ns or killed_ns for p in survivors)
     return RebalanceRound(
