@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +161,15 @@ def active_controller(cluster: LocalCluster) -> Node:
         return None
 
     return wait_for(agreed, 15, "the live controllers to agree on a leader")  # type: ignore[return-value]
+
+
+def running(local: LocalCluster) -> Iterator[LocalCluster]:
+    """For fixtures, ``yield from running(LocalCluster(...))``: start the cluster, print its logs if the test
+    fails, always close it."""
+    try:
+        yield local.start()
+    except BaseException:
+        print(local.logs(), file=sys.stderr)
+        raise
+    finally:
+        local.close()

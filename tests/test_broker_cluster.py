@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from raftkafka.broker.controller_client import ControllerClientConfig, RemoteController, StaleControllerEpochError
 from raftkafka.errors import NotControllerError, NotLeaderError, RequestTimedOutError, UnknownTopicError
 from raftkafka.net.api import ApiKey
-from tests.cluster import LocalCluster, Node, wait_for
+from tests.cluster import LocalCluster, Node, running, wait_for
 from tests.processes import free_port, request
 
 pytestmark = pytest.mark.timeout(90)
@@ -27,20 +26,13 @@ pytestmark = pytest.mark.timeout(90)
 @pytest.fixture
 def small_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     """One controller (sessions long enough that only a controlled shutdown fences) and two brokers."""
-    local = LocalCluster(
+    yield from running(LocalCluster(
         tmp_path / "cluster",
         controllers=1,
         brokers=2,
         controller_args=["--broker-session-timeout-ms", "30000"],
         broker_args=["--heartbeat-interval-ms", "300"],
-    )
-    try:
-        yield local.start()
-    except BaseException:
-        print(local.logs(), file=sys.stderr)
-        raise
-    finally:
-        local.close()
+    ))
 
 
 def metadata(node: Node, topics: list[str] | None = None) -> dict[str, Any]:
@@ -119,14 +111,7 @@ def test_second_process_with_the_same_node_id_is_refused(small_cluster: LocalClu
 @pytest.fixture
 def quorum(tmp_path: Path) -> Iterator[LocalCluster]:
     """Three controllers and no brokers."""
-    local = LocalCluster(tmp_path / "quorum", controllers=3, brokers=0)
-    try:
-        yield local.start()
-    except BaseException:
-        print(local.logs(), file=sys.stderr)
-        raise
-    finally:
-        local.close()
+    yield from running(LocalCluster(tmp_path / "quorum", controllers=3, brokers=0))
 
 
 def leader_of(quorum: LocalCluster) -> Node:

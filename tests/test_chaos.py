@@ -38,7 +38,7 @@ from raftkafka.errors import (
     RaftKafkaError,
 )
 from raftkafka.net.api import ApiKey
-from tests.cluster import LocalCluster, Node, wait_for
+from tests.cluster import LocalCluster, Node, running, wait_for
 from tests.history import History, check, read_replica_batches
 from tests.processes import request
 
@@ -58,20 +58,13 @@ DEFINITE_FAILURES = (CorruptBatchError, MessageTooLargeError, InvalidTopicError)
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    local = LocalCluster(
+    yield from running(LocalCluster(
         tmp_path / "cluster",
         controllers=3,
         brokers=3,
         controller_args=["--broker-session-timeout-ms", "3000"],
         broker_args=["--heartbeat-interval-ms", "300", "--replica-lag-time-max-ms", "2000"],
-    )
-    try:
-        yield local.start()
-    except BaseException:
-        print(local.logs(), file=sys.stderr)
-        raise
-    finally:
-        local.close()
+    ))
 
 
 def make_producer(bootstrap: str) -> tuple[Producer, bool]:

@@ -4,7 +4,6 @@ consumers resume at exactly the committed offsets."""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from raftkafka import Admin, Consumer, Record
-from tests.cluster import LocalCluster, active_controller
+from tests.cluster import LocalCluster, active_controller, running
 from tests.test_client_group_sync import FAST, poll_until, produce, tps
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -22,20 +21,13 @@ TOPIC = "grouped"
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    local = LocalCluster(
+    yield from running(LocalCluster(
         tmp_path / "cluster",
         controllers=3,
         brokers=3,
         controller_args=["--broker-session-timeout-ms", "3000"],
         broker_args=["--heartbeat-interval-ms", "300"],
-    )
-    try:
-        yield local.start()
-    except BaseException:
-        print(local.logs(), file=sys.stderr)
-        raise
-    finally:
-        local.close()
+    ))
 
 
 def test_group_survives_a_coordinator_kill9_and_restarted_consumers_resume_at_the_commits(

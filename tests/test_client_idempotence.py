@@ -4,7 +4,6 @@ per-partition sequence numbers (read back raw), conflicting settings, and a lead
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections import Counter
@@ -18,7 +17,7 @@ from raftkafka import Admin, Producer
 from raftkafka.errors import InvalidConfigError
 from raftkafka.net.api import ApiKey
 from raftkafka.storage.record_batch import BatchHeader, decode_records, iter_batches
-from tests.cluster import LocalCluster, Node, wait_for
+from tests.cluster import LocalCluster, Node, running, wait_for
 from tests.processes import request
 
 pytestmark = pytest.mark.timeout(120)
@@ -86,20 +85,13 @@ def test_default_idempotence_quietly_off_with_such_settings(dev_server: str) -> 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    local = LocalCluster(
+    yield from running(LocalCluster(
         tmp_path / "cluster",
         controllers=3,
         brokers=3,
         controller_args=["--broker-session-timeout-ms", "3000"],
         broker_args=["--heartbeat-interval-ms", "300"],
-    )
-    try:
-        yield local.start()
-    except BaseException:
-        print(local.logs(), file=sys.stderr)
-        raise
-    finally:
-        local.close()
+    ))
 
 
 def partition_leader(cluster: LocalCluster, exclude: Node | None = None) -> Node:

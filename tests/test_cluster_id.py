@@ -4,7 +4,6 @@ broker data dir's meta.properties (a data dir of another cluster is refused); ``
 from __future__ import annotations
 
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from raftkafka.metadata.meta_properties import (
     replace_incarnation,
 )
 from raftkafka.net.api import ApiKey
-from tests.cluster import LocalCluster, Node
+from tests.cluster import LocalCluster, Node, running
 from tests.processes import DevServer, free_port, request
 
 pytestmark = pytest.mark.timeout(90)
@@ -64,14 +63,7 @@ def test_replace_incarnation_returns_the_previous_one(tmp_path: Path) -> None:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    local = LocalCluster(tmp_path / "cluster", controllers=1, brokers=2)
-    try:
-        yield local.start()
-    except BaseException:
-        print(local.logs(), file=sys.stderr)
-        raise
-    finally:
-        local.close()
+    yield from running(LocalCluster(tmp_path / "cluster", controllers=1, brokers=2))
 
 
 def test_every_broker_reports_the_one_cluster_id_and_pins_it(cluster: LocalCluster) -> None:

@@ -18,7 +18,7 @@ from raftkafka import Admin
 from raftkafka.errors import InvalidReplicationFactorError, NotControllerError, RequestTimedOutError
 from raftkafka.metadata.records import decode_records
 from raftkafka.net.api import ApiKey
-from tests.cluster import LocalCluster, Node, active_controller, wait_for
+from tests.cluster import LocalCluster, Node, active_controller, running, wait_for
 from tests.processes import request
 
 SESSION_TIMEOUT_MS = 3000
@@ -27,21 +27,13 @@ HEARTBEAT_MS = 500
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    local = LocalCluster(
+    yield from running(LocalCluster(
         tmp_path / "cluster",
         controllers=3,
         brokers=3,
         controller_args=["--broker-session-timeout-ms", str(SESSION_TIMEOUT_MS)],
         broker_args=["--heartbeat-interval-ms", str(HEARTBEAT_MS)],
-    )
-    try:
-        local.start()
-        yield local
-    except BaseException:
-        print(local.logs(), file=sys.stderr)
-        raise
-    finally:
-        local.close()
+    ))
 
 
 def metadata_log(node: Node) -> list[tuple[int, bytes]]:

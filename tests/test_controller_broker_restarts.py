@@ -5,7 +5,6 @@ predecessor is fenced first; a second live process with the same node id stays r
 from __future__ import annotations
 
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from raftkafka import Admin
 from raftkafka.net.api import ApiKey
-from tests.cluster import LocalCluster, Node, wait_for
+from tests.cluster import LocalCluster, Node, running, wait_for
 from tests.processes import free_port, request
 
 pytestmark = pytest.mark.timeout(120)
@@ -27,20 +26,13 @@ QUICK_S = 8.0
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    local = LocalCluster(
+    yield from running(LocalCluster(
         tmp_path / "cluster",
         controllers=1,
         brokers=2,
         controller_args=["--broker-session-timeout-ms", str(SESSION_TIMEOUT_MS)],
         broker_args=["--heartbeat-interval-ms", "500"],
-    )
-    try:
-        yield local.start()
-    except BaseException:
-        print(local.logs(), file=sys.stderr)
-        raise
-    finally:
-        local.close()
+    ))
 
 
 def metadata(node: Node, topics: list[str] | None = None) -> Any:

@@ -18,10 +18,12 @@ import pytest
 
 from raftkafka import Admin, Consumer, Producer, Record, TopicPartition
 from raftkafka.errors import GroupIdNotFoundError, InvalidPartitionsError
+from raftkafka.net.api import ApiKey
 from raftkafka.structs import GroupDescription
-from tests.cluster import LocalCluster, active_controller, wait_for
+from tests.cluster import LocalCluster, active_controller, running, wait_for
 from tests.group_consumer_process import SESSION_TIMEOUT_MS
 from tests.history import History, check
+from tests.processes import request
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -203,15 +205,7 @@ def test_a_killed_member_s_partitions_move_and_every_record_is_consumed(dev_serv
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    local = LocalCluster(tmp_path / "cluster", controllers=3, brokers=1)
-    try:
-        local.start()
-        yield local
-    except BaseException:
-        print(local.logs(), file=sys.stderr)
-        raise
-    finally:
-        local.close()
+    yield from running(LocalCluster(tmp_path / "cluster", controllers=3, brokers=1))
 
 
 def test_consumers_resume_at_the_committed_offsets_after_the_active_controller_dies(cluster: LocalCluster) -> None:
@@ -223,6 +217,10 @@ def test_consumers_resume_at_the_committed_offsets_after_the_active_controller_d
         for i in range(100):
             for tp in tps:
                 producer.send("orders", f"{tp.partition}-{i}".encode(), partition=tp.partition)
+    silent = {"group_id": "ghosts", "member_id": "ghost", "client_id": "ghost", "topics": ["orders"],
+              "strategies": ["range"], "session_timeout_ms": 1000, "rebalance_timeout_ms": 1000}  # fmt: skip
+    error, joined = request(bootstrap.split(",")[0], ApiKey.JOIN_GROUP, silent)
+    assert (error, joined["members"]) == (0, 1)
     options = {**FAST, "enable_auto_commit": False}
     first = [Consumer("orders", bootstrap=bootstrap, group_id="g", **options) for _ in range(2)]
     try:
@@ -256,6 +254,8 @@ def test_consumers_resume_at_the_committed_offsets_after_the_active_controller_d
         for consumer in second:
             for tp in consumer.assignment():
                 assert consumer.committed(tp) == wanted[tp]
+        with Admin(bootstrap=bootstrap) as admin:  # a member that never heartbeats expires on the quorum too
+            wait_for(lambda: not admin.describe_group("ghosts").members, 15, "the silent member to expire")
     finally:
         for consumer in second:
             consumer.close()

@@ -5,7 +5,6 @@ restart, and on a 3x3 cluster after the partition leader was killed)."""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from raftkafka.errors import InvalidProducerEpochError, OutOfOrderSequenceError, UnknownProducerIdError
 from raftkafka.net.api import ACKS_ALL, ApiKey
 from raftkafka.storage.record_batch import decode_records, encode_batch, iter_batches
-from tests.cluster import LocalCluster, Node, active_controller, wait_for
+from tests.cluster import LocalCluster, Node, active_controller, running, wait_for
 from tests.processes import DevServer, request
 
 pytestmark = pytest.mark.timeout(120)
@@ -102,20 +101,13 @@ def test_dev_answers_a_resent_batch_with_its_offset_also_after_a_crash(tmp_path:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    local = LocalCluster(
+    yield from running(LocalCluster(
         tmp_path / "cluster",
         controllers=3,
         brokers=3,
         controller_args=["--broker-session-timeout-ms", "3000"],
         broker_args=["--heartbeat-interval-ms", "500"],
-    )
-    try:
-        yield local.start()
-    except BaseException:
-        print(local.logs(), file=sys.stderr)
-        raise
-    finally:
-        local.close()
+    ))
 
 
 def partition_leader(cluster: LocalCluster, exclude: Node | None = None) -> Node:

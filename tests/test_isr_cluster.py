@@ -4,7 +4,6 @@ METADATA from every live broker); restarted, it catches up and rejoins."""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 from raftkafka.net.api import ApiKey
-from tests.cluster import LocalCluster, Node, wait_for
+from tests.cluster import LocalCluster, Node, running, wait_for
 from tests.processes import request
 
 pytestmark = pytest.mark.timeout(120)
@@ -24,21 +23,14 @@ TOPIC = "isr"
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    local = LocalCluster(
+    yield from running(LocalCluster(
         tmp_path / "cluster",
         controllers=3,
         brokers=3,
         # sessions longer than the test: the ISR shrinks because the follower lags, not because it is fenced
         controller_args=["--broker-session-timeout-ms", "60000"],
         broker_args=["--heartbeat-interval-ms", "300", "--replica-lag-time-max-ms", str(LAG_MS)],
-    )
-    try:
-        yield local.start()
-    except BaseException:
-        print(local.logs(), file=sys.stderr)
-        raise
-    finally:
-        local.close()
+    ))
 
 
 def partitions(node: Node) -> list[list[Any]] | None:

@@ -6,7 +6,6 @@ leader's divergent tail is truncated when it rejoins (replica logs end byte-iden
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from raftkafka.errors import NotEnoughReplicasError
 from raftkafka.net.api import ACKS_ALL, ApiKey
 from raftkafka.storage.record_batch import decode_records, encode_batch, iter_batches
-from tests.cluster import LocalCluster, Node, wait_for
+from tests.cluster import LocalCluster, Node, running, wait_for
 from tests.processes import request
 
 pytestmark = pytest.mark.timeout(120)
@@ -29,21 +28,13 @@ TOPIC = "replicated"
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    local = LocalCluster(
+    yield from running(LocalCluster(
         tmp_path / "cluster",
         controllers=3,
         brokers=3,
         controller_args=["--broker-session-timeout-ms", str(SESSION_TIMEOUT_MS)],
         broker_args=["--heartbeat-interval-ms", str(HEARTBEAT_MS)],
-    )
-    try:
-        local.start()
-        yield local
-    except BaseException:
-        print(local.logs(), file=sys.stderr)
-        raise
-    finally:
-        local.close()
+    ))
 
 
 def create_topic(cluster: LocalCluster, config: dict[str, str]) -> None:

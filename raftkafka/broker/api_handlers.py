@@ -24,7 +24,7 @@ from raftkafka.errors import (
     UnknownTopicError,
 )
 from raftkafka.metadata.image import MetadataImage, TopicImage
-from raftkafka.net.api import ACKS_ALL, SUPPORTED_VERSIONS, ApiKey, field, topic_partition_lists
+from raftkafka.net.api import ACKS_ALL, SUPPORTED_VERSIONS, ApiKey, field, topic_changes, topic_partition_lists
 from raftkafka.net.server import NO_RESPONSE, Handler
 from raftkafka.structs import BrokerInfo
 
@@ -295,7 +295,7 @@ class BrokerApi:
 
     # CREATE_TOPICS, CREATE_PARTITIONS, DELETE_TOPICS: forwarded; answered once this broker's image shows them --
     def create_topics(self, version: int, body: Any) -> Any:
-        requests, validate_only, timeout = _topic_changes(body)
+        requests, validate_only, timeout = topic_changes(body)
         return self._change_topics(
             lambda: self.controller.create_topics(requests, validate_only),
             timeout,
@@ -303,7 +303,7 @@ class BrokerApi:
         )
 
     def create_partitions(self, version: int, body: Any) -> Any:
-        requests, validate_only, timeout = _topic_changes(body)
+        requests, validate_only, timeout = topic_changes(body)
         counts: dict[Any, int] = {}  # the largest count asked for per name (only a successful one can commit)
         for request in requests:
             if type(count := request.get("count")) is int:
@@ -365,14 +365,6 @@ class BrokerApi:
     # QUORUM_STATUS --------------------------------------------------------------------------------
     def quorum_status(self, version: int, body: Any) -> Any:
         return self.controller.quorum_status()
-
-
-def _topic_changes(body: Any) -> tuple[list[dict[str, Any]], bool, float]:
-    """``(requests, validate_only, timeout_s)`` of a CREATE_TOPICS or CREATE_PARTITIONS body."""
-    requests = field(body, "topics", list)
-    if not all(isinstance(request, dict) for request in requests):
-        raise InvalidRequestError("each topic entry must be a map")
-    return requests, field(body, "validate_only", bool, False), field(body, "timeout_ms", int, 30_000) / 1000
 
 
 def _describe(name: str, topic: TopicImage | None, include_config: bool) -> dict[str, Any]:

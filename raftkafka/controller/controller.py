@@ -161,7 +161,13 @@ class QuorumController:
         if not await self._log.wait_ready(timeout_s):
             raise RequestTimedOutError(f"the metadata quorum was not ready within {timeout_s:g}s")
         await self.poll_leadership()
-        self._group_ticker = asyncio.create_task(self.groups.run(), name="group-coordinator")
+        self.start_group_coordinator()
+
+    def start_group_coordinator(self) -> None:
+        """Start the group coordinator's clock (session expiry, rebalance deadlines, offsets retention); it
+        works only while this controller is active. Idempotent; ``stop`` ends it."""
+        if self._group_ticker is None:
+            self._group_ticker = asyncio.create_task(self.groups.run(), name="group-coordinator")
 
     async def poll_leadership(self) -> None:
         """Activate after becoming leader in a new term, deactivate after losing leadership (see the module doc)."""

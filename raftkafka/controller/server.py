@@ -26,7 +26,7 @@ from raftkafka.controller.isr_changes import changes_from_wire, results_to_wire
 from raftkafka.controller.sessions import BrokerSessions, Clock
 from raftkafka.errors import InvalidRequestError, NotControllerError
 from raftkafka.metadata.records import encode_records
-from raftkafka.net.api import SUPPORTED_VERSIONS, ApiKey, field, topic_partition_lists
+from raftkafka.net.api import SUPPORTED_VERSIONS, ApiKey, field, topic_changes, topic_partition_lists
 from raftkafka.net.server import ConnectionId, Handler, RequestServer, current_connection
 from raftkafka.raftlog.metadata_log import MetadataLog
 
@@ -92,6 +92,7 @@ class ControllerServer:
         host = config.raft_host if config.listen_host in _WILDCARD_HOSTS else config.listen_host
         self.controller.set_listener(config.node_id, host, self.address[1])
         self._task = asyncio.create_task(self._maintain(), name="controller-maintenance")
+        self.controller.start_group_coordinator()
         log.info(
             "controller %d listening on %s:%d, Raft on %s:%d, voters %s",
             config.node_id, *self.address, config.raft_host, config.raft_port,
@@ -148,21 +149,13 @@ class ControllerServer:
         return {"apis": [[key, *SUPPORTED_VERSIONS[key]] for key in CONTROLLER_APIS]}
 
     def create_topics(self, version: int, body: Any) -> Any:
-        requests = field(body, "topics", list)
-        validate_only = field(body, "validate_only", bool, False)
-        if not all(isinstance(request, dict) for request in requests):
-            raise InvalidRequestError("each topic to create must be a map")
-        return self._active_call(
-            _timeout_s(body), lambda c: c.create_topics(requests, validate_only), self._topic_results
-        )
+        requests, validate_only, timeout_s = topic_changes(body)
+        return self._active_call(timeout_s, lambda c: c.create_topics(requests, validate_only), self._topic_results)
 
     def create_partitions(self, version: int, body: Any) -> Any:
-        requests = field(body, "topics", list)
-        validate_only = field(body, "validate_only", bool, False)
-        if not all(isinstance(request, dict) for request in requests):
-            raise InvalidRequestError("each topic to grow must be a map")
+        requests, validate_only, timeout_s = topic_changes(body)
         return self._active_call(
-            _timeout_s(body), lambda c: c.create_partitions(requests, validate_only), self._topic_results
+            timeout_s, lambda c: c.create_partitions(requests, validate_only), self._topic_results
         )
 
     def delete_topics(self, version: int, body: Any) -> Any:

@@ -221,6 +221,17 @@ def field(body: Any, name: str, kind: type[T] | tuple[type, ...], default: Any =
     return value  # type: ignore[return-value]
 
 
+def topic_changes(body: Any) -> tuple[list[dict[str, Any]], bool, float]:
+    """``(entries, validate_only, timeout_s)`` of a CREATE_TOPICS or CREATE_PARTITIONS body."""
+    entries = field(body, "topics", list)
+    if not all(isinstance(entry, dict) for entry in entries):
+        raise InvalidRequestError("each entry of 'topics' must be a map")
+    timeout_ms = field(body, "timeout_ms", int, 30_000)
+    if timeout_ms <= 0:
+        raise InvalidRequestError(f"timeout_ms must be positive, got {timeout_ms}")
+    return entries, field(body, "validate_only", bool, False), timeout_ms / 1000
+
+
 def topic_partition_lists(body: Any, name: str = "topics") -> list[tuple[str, list[list[Any]]]]:
     """The ``[[topic, [[partition, ...], ...]], ...]`` list shared by produce, fetch and list offsets."""
     entries = field(body, name, list)
