@@ -37,6 +37,7 @@ import logging
 import math
 import random
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -70,7 +71,6 @@ from raftkafka.raftlog.metadata_log import CommitListener, MetadataLog
 
 logger = logging.getLogger(__name__)
 
-_Append = asyncio.Task[int]
 _T = TypeVar("_T")
 
 
@@ -106,8 +106,9 @@ class QuorumController:
         self._new_topic_id = new_topic_id
         self._new_cluster_id = new_cluster_id
         self._rng = rng or random.Random()
-        self._appends: dict[_Append, Sequence[MetadataRecord]] = {}
-        self._chain: asyncio.Future[None] | None = None  # finishes when every append so far has
+        self._appends: dict[asyncio.Future[int], Sequence[MetadataRecord]] = {}
+        self._commits: deque[tuple[asyncio.Future[int] | None, asyncio.Future[None]]] = deque()  # see _settle
+        self._failure: BaseException | None = None  # the first failed append among the unsettled commits
         self._speculative: MetadataImage | None = None
         self._active_term: int | None = None
         self._activating = False
@@ -370,40 +371,67 @@ class QuorumController:
     async def _commit(self, records: Sequence[MetadataRecord]) -> None:
         """Append ``records`` (decided just now, against ``_decision_image()``) and wait as the module says.
 
-        Appends are chained: each link finishes after the previous link and its own append, raising the first
-        failure, so waiting costs the same at any depth of pipelining.
+        Commits settle in the order they were made, all those that can settle at once in the same callback
+        (so their answers leave together); a failed append fails every commit made while it was pending.
         """
+        append: asyncio.Future[int] | None = None
         if records:
             base = self._decision_image()
             self._speculative = replay_all(base, records, base.offset + 1)
-            append = asyncio.ensure_future(self._log.append(records))
+            try:
+                append = self._log.submit(records)
+            except RaftKafkaError as exc:  # fails like a failed commit: through _append_done, a step later
+                append = asyncio.get_running_loop().create_future()
+                append.set_exception(exc)
             self._appends[append] = records
             append.add_done_callback(self._append_done)
-            link = asyncio.ensure_future(_after(self._chain, append))
-            link.add_done_callback(self._link_done)
-            self._chain = link
-        if self._chain is not None:
-            await asyncio.shield(self._chain)
+        elif not self._commits:
+            return  # nothing pending that this decision could rest on
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_retrieve)
+        self._commits.append((append, done))
+        self._settle()
+        await asyncio.shield(done)
 
-    def _link_done(self, link: asyncio.Future[None]) -> None:
-        if not link.cancelled():
-            link.exception()  # retrieved here: the commits waiting on it may have gone away
-        if self._chain is link:  # nothing appended since: later commits need not wait (nor inherit a failure)
-            self._chain = None
-
-    def _append_done(self, append: _Append) -> None:
+    def _append_done(self, append: asyncio.Future[int]) -> None:
         del self._appends[append]
         if not self._appends:
             self._speculative = None
         elif append.cancelled() or append.exception() is not None:
-            image = self._log.image
-            for pending in self._appends.values():
-                image = replay_all(image, pending, image.offset + 1)
-            self._speculative = image
+            self._speculative = self._rebuilt_speculative()
+        self._settle()
+
+    def _rebuilt_speculative(self) -> MetadataImage | None:
+        """The committed image plus the appends still pending (None when there are none)."""
+        if not self._appends:
+            return None
+        image = self._log.image
+        for pending in self._appends.values():
+            image = replay_all(image, pending, image.offset + 1)
+        return image
+
+    def _settle(self) -> None:
+        """Finish the commits at the head of the queue whose appends (and all earlier ones) are done."""
+        commits = self._commits
+        while commits:
+            append, done = commits[0]
+            if append is not None and append in self._appends:  # not done, or _append_done has not run yet
+                return
+            commits.popleft()
+            if append is not None and self._failure is None:
+                if append.cancelled():
+                    self._failure = NotControllerError("the metadata append was cancelled")
+                else:
+                    self._failure = append.exception()
+            if not done.done():
+                if self._failure is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(self._failure)
+        self._failure = None  # nothing pending: later commits rest on committed state only
 
 
-async def _after(previous: asyncio.Future[None] | None, append: _Append) -> None:
-    """Finish once ``previous`` (an earlier link) and then ``append`` have; the first failure is raised."""
-    if previous is not None:
-        await previous
-    await append
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a commit's failure as seen: its waiter may have given up (a request timeout)."""
+    if not future.cancelled():
+        future.exception()

@@ -50,6 +50,9 @@ class _ServerConnection(asyncio.Protocol):
         self._write_paused = False
         self._read_paused = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._out: list[bytes] = []  # answers not yet handed to the transport (see _write)
+        self._receiving = False
+        self._flush_scheduled = False
 
     # asyncio.Protocol callbacks -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -79,13 +82,16 @@ class _ServerConnection(asyncio.Protocol):
             self._abort(str(exc))
             return
         token = current_connection.set(self.id)
+        self._receiving = True
         try:
             for payload in payloads:
                 if self._transport is None:
                     return
                 self._dispatch(payload)
         finally:
+            self._receiving = False
             current_connection.reset(token)
+            self._flush()
 
     # request handling -----------------------------------------------------------------------------
     def _dispatch(self, payload: bytes) -> None:
@@ -144,8 +150,25 @@ class _ServerConnection(asyncio.Protocol):
         self._write(encode_response(correlation_id, exc.code, {"message": exc.message}))
 
     def _write(self, frame: bytes) -> None:
-        if self._transport is not None:
-            self._transport.write(frame)
+        """Answers are coalesced into one transport write (one syscall) per batch: those given while a
+        chunk of requests is being dispatched go out after it, and those finishing while other requests of
+        the connection are still in flight go out at the end of the loop iteration. A lone answer goes at once."""
+        if self._transport is None:
+            return
+        self._out.append(frame)
+        if self._receiving or self._flush_scheduled:
+            return
+        if self._in_flight > 1:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out, self._out = self._out, []
+        if out and self._transport is not None:
+            self._transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def _update_reading(self) -> None:
         transport = self._transport

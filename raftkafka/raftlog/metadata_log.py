@@ -345,7 +345,7 @@ class MetadataLog:
         A new Raft leader learns what is committed only by committing an entry of its own term, so an
         active controller calls this before it decides anything. Fails like ``append``.
         """
-        await self._enqueue(())
+        await self._committed(self._submit(()))
 
     def read_records(self, offset: int, max_records: int) -> list[MetadataRecord] | None:
         """Committed records from ``offset`` on (at most ``max_records``); None if ``offset`` is no longer kept.
@@ -379,12 +379,29 @@ class MetadataLog:
     # -- appends (event loop) --
 
     async def append(self, records: Sequence[MetadataRecord]) -> int:
-        """Commit ``records`` and return the log offset of the first one."""
+        """Commit ``records`` and return the log offset of the first one (``RequestTimedOutError`` after
+        ``append_timeout_s``)."""
+        return await self._committed(self.submit(records))
+
+    def submit(self, records: Sequence[MetadataRecord]) -> asyncio.Future[int]:
+        """Queue ``records`` for commit: the future gives the log offset of the first one, or fails once their
+        Raft entry failed or expired (each entry expires ``append_timeout_s`` after it was sent, so every
+        future finishes). Raises at once when this voter cannot take them. No task and no timer of its own:
+        for callers that track many appends (the controller)."""
         if not records:
             raise ValueError("append needs at least one record")
-        return await self._enqueue(records)
+        return self._submit(records)
 
-    async def _enqueue(self, records: Sequence[MetadataRecord]) -> int:
+    async def _committed(self, future: asyncio.Future[int]) -> int:
+        try:
+            async with asyncio.timeout(self._config.append_timeout_s):
+                return await future
+        except TimeoutError:
+            raise RequestTimedOutError(
+                f"metadata records not committed within {self._config.append_timeout_s:g}s (outcome unknown)"
+            ) from None
+
+    def _submit(self, records: Sequence[MetadataRecord]) -> asyncio.Future[int]:
         if self._closed or not self.is_leader:
             raise NotControllerError(self._not_leader_message())
         encoded = [encode_record(record) for record in records]
@@ -397,13 +414,7 @@ class MetadataLog:
         self._queue.append(pending)
         self._queued_records += len(records)
         self._submit_next_entry()
-        try:
-            async with asyncio.timeout(self._config.append_timeout_s):
-                return await pending.future
-        except TimeoutError:
-            raise RequestTimedOutError(
-                f"metadata records not committed within {self._config.append_timeout_s:g}s (outcome unknown)"
-            ) from None
+        return pending.future
 
     def _submit_next_entry(self) -> None:
         if self._in_flight is not None or self._closed:
