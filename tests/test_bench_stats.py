@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 import pytest
 
+from raftkafka.bench.produce_clients import shares
 from raftkafka.bench.progress import Progress
-from raftkafka.bench.result import BenchResult
+from raftkafka.bench.result import BenchResult, RepeatedResult
 from raftkafka.bench.settings import BenchSettings, make_payload
-from raftkafka.bench.stats import MB, percentile, summarize_latencies, throughput
+from raftkafka.bench.stats import MB, percentile, rate_series, records_at, spread, summarize_latencies, throughput
 from raftkafka.errors import InvalidConfigError
 
 
@@ -106,3 +108,76 @@ def test_progress_writes_lines_to_a_pipe_and_nothing_when_disabled() -> None:
     disabled.update(50)
     disabled.finish(100)
     assert quiet.getvalue() == ""
+
+
+def test_spread_is_median_range_and_inclusive_quartiles() -> None:
+    figure = spread([3.0, 1.0, 2.0, 5.0, 4.0])
+    assert (figure.median, figure.min, figure.max, figure.q1, figure.q3) == (3.0, 1.0, 5.0, 2.0, 4.0)
+    single = spread([7.0])
+    assert (single.median, single.min, single.max, single.q1, single.q3) == (7.0, 7.0, 7.0, 7.0, 7.0)
+    pair = spread([1.0, 3.0])
+    assert pair.median == 2.0 and 1.0 <= pair.q1 <= pair.q3 <= 3.0
+    with pytest.raises(ValueError):
+        spread([])
+
+
+def test_rate_series_interpolates_the_timeline_into_equal_windows() -> None:
+    timeline = [(1.0, 100), (2.0, 100), (4.0, 500)]  # 100/s, then idle, then 200/s
+    assert records_at(timeline, 0.5) == 50
+    assert records_at(timeline, 1.5) == 100
+    assert records_at(timeline, 3.0) == 300
+    assert records_at(timeline, 9.0) == 500
+    assert records_at([], 1.0) == 0.0
+    assert rate_series(timeline, 4) == [(0.5, 100.0), (1.5, 0.0), (2.5, 200.0), (3.5, 200.0)]
+    assert rate_series([], 4) == []
+
+
+def test_repeated_result_gives_every_run_and_the_median_and_spread_of_the_headline_figures() -> None:
+    settings = BenchSettings(bootstrap="b:1", topic="t", records=4, record_size=10)
+    runs = tuple(
+        BenchResult(
+            workload="produce",
+            settings=settings,
+            throughput=throughput(4, 10, seconds * 1_000_000_000),
+            latency=summarize_latencies([seconds * 1_000_000]),
+        )
+        for seconds in (1, 2, 4)
+    )
+    repeated = RepeatedResult(runs)
+    data = json.loads(json.dumps(repeated.as_dict()))
+    assert data["workload"] == "produce" and data["repeat"] == 3 and len(data["runs"]) == 3
+    assert data["runs"][0] == runs[0].as_dict()
+    assert data["summary"]["records_per_s"] == {"median": 2.0, "min": 1.0, "max": 4.0, "q1": 1.5, "q3": 3.0}
+    assert data["summary"]["p50_ms"]["median"] == 2.0
+    assert set(data["summary"]) == {"records_per_s", "mb_per_s", "p50_ms", "p99_ms", "p999_ms"}
+    text = repeated.summary()
+    assert text.startswith("run 1/3: produce: 4 records") and "produce, 3 runs:" in text
+    assert "records/s: median 2 (min 1, max 4; IQR 2 to 3)" in text
+    consume = RepeatedResult(tuple(BenchResult("consume", settings, run.throughput) for run in runs))
+    assert set(consume.as_dict()["summary"]) == {"records_per_s", "mb_per_s"}
+
+
+def test_settings_refuse_a_non_positive_duration_and_no_clients() -> None:
+    good = BenchSettings(bootstrap="127.0.0.1:9092", topic="t", records=10, record_size=100)
+    assert replace(good, duration_s=0.5, clients=3).validate().clients == 3
+    with pytest.raises(InvalidConfigError, match="--duration"):
+        replace(good, duration_s=0.0).validate()
+    with pytest.raises(InvalidConfigError, match="--clients"):
+        replace(good, clients=0).validate()
+    assert shares(10, 3) == [4, 3, 3] and shares(2, 3) == [1, 1, 0]
+
+
+def test_progress_keeps_its_timeline_when_not_shown_and_a_silent_one_keeps_nothing() -> None:
+    quiet = io.StringIO()
+    progress = Progress("consume", None, enabled=False, stream=quiet)
+    progress.update(10)
+    progress.finish(25)
+    assert [done for _, done in progress.timeline] == [10, 25]
+    assert progress.timeline[0][0] <= progress.timeline[1][0] and quiet.getvalue() == ""
+    shown = io.StringIO()
+    Progress("consume", None, stream=shown).finish(25)
+    assert "consume: 25 records in" in shown.getvalue()
+    silent = Progress.silent()
+    silent.update(5)
+    silent.finish(5)
+    assert silent.timeline == []

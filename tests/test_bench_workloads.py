@@ -1,10 +1,13 @@
-"""One small run of each benchmark workload through the real command against a real server (no speed asserted)."""
+"""One small run of each benchmark workload through the real command against a real server (no speed asserted), and
+of --repeat, --plot, --duration and --clients."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +50,63 @@ def test_consume_reuses_what_produce_left_in_the_topic(dev_server: str) -> None:
     bench("produce", dev_server, "--records", "2000", "--warmup-records", "0", "--topic", "shared")
     figures = bench("consume", dev_server, "--records", "1500", "--warmup-records", "500", "--topic", "shared")
     assert figures["records"] == 1500
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_repeat_gives_every_run_and_the_summary_and_plot_draws_them(dev_server: str, tmp_path: Path) -> None:
+    plot = tmp_path / "produce.png"
+    figures = bench(
+        "produce", dev_server, "--records", "2000", "--warmup-records", "100", "--topic", "bench-repeat",
+        "--repeat", "2", "--plot", str(plot),
+    )  # fmt: skip
+    assert figures["workload"] == "produce" and figures["repeat"] == 2
+    runs = figures["runs"]
+    assert isinstance(runs, list) and [run["records"] for run in runs] == [2000, 2000]
+    summary = figures["summary"]
+    assert isinstance(summary, dict)
+    rates = sorted(run["records_per_s"] for run in runs)
+    assert rates[0] <= summary["records_per_s"]["median"] <= rates[1]
+    assert summary["records_per_s"]["min"] == pytest.approx(rates[0], abs=0.1)
+    assert {"p50_ms", "p99_ms", "p999_ms", "mb_per_s"} <= set(summary)
+    assert plot.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_e2e_plot_and_a_consume_run_of_a_duration(dev_server: str, tmp_path: Path) -> None:
+    plot = tmp_path / "e2e.png"
+    e2e = bench("e2e", dev_server, "--records", "30", "--warmup-records", "5", "--topic", "bench-e2e-plot",
+                "--plot", str(plot))  # fmt: skip
+    assert e2e["records"] == 30 and plot.read_bytes().startswith(PNG_SIGNATURE)
+    consume = bench("consume", dev_server, "--records", "500", "--warmup-records", "0", "--topic", "bench-duration",
+                    "--duration", "0.5")  # fmt: skip
+    settings = consume["settings"]
+    assert isinstance(settings, dict) and settings["duration_s"] == 0.5
+    assert consume["records"] > 0 and consume["seconds"] >= 0.5  # type: ignore[operator]
+
+
+def test_produce_with_two_client_processes_sends_every_record(dev_server: str) -> None:
+    figures = bench(
+        "produce", dev_server, "--records", "3001", "--warmup-records", "100", "--clients", "2",
+        "--topic", "bench-clients", "--partitions", "2",
+    )  # fmt: skip
+    assert figures["records"] == 3001 and figures["settings"]["clients"] == 2  # type: ignore[index]
+    latency = figures["latency_ms"]
+    assert isinstance(latency, dict) and latency["count"] > 0
+    consumed = bench("consume", dev_server, "--records", "3101", "--warmup-records", "0", "--topic", "bench-clients")
+    assert consumed["records"] == 3101  # the warm-up and the timed records all arrived (nothing had to be filled)
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(tmp_path: Path) -> None:
+    stub = tmp_path / "stub"
+    stub.mkdir()
+    (stub / "matplotlib.py").write_text("raise ImportError('No module named matplotlib')\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "raftkafka", "bench", "produce", "--plot", str(tmp_path / "p.png"), "--records", "1"],
+        capture_output=True, timeout=60, check=False, env={**os.environ, "PYTHONPATH": str(stub)},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == (
+        "error: --plot needs matplotlib, which is not installed: pip install 'raftkafka[plot]'"
+    )
+    assert not (tmp_path / "p.png").exists()

@@ -45,9 +45,9 @@ async def round_trips(
 
 
 async def measure(
-    settings: BenchSettings, partitions: list[TopicPartition], progress: Progress
-) -> tuple[list[int], int]:
-    """Warm up, then time the round trips; returns the latencies and the elapsed nanoseconds."""
+    settings: BenchSettings, partitions: list[TopicPartition], *, show_progress: bool
+) -> tuple[list[int], int, Progress]:
+    """Warm up, then time the round trips; returns the latencies, the elapsed nanoseconds and the progress."""
     payload = make_payload(settings.record_size)
     async with (
         AsyncProducer(settings.bootstrap, **producer_options(settings)) as producer,
@@ -60,21 +60,23 @@ async def measure(
         await round_trips(
             producer, consumer, settings.topic, payload, settings.warmup_records, progress=Progress.silent()
         )
+        progress = Progress("e2e", settings.records, enabled=show_progress)
         start = time.perf_counter_ns()
         samples = await round_trips(producer, consumer, settings.topic, payload, settings.records, progress=progress)
-        return samples, time.perf_counter_ns() - start
+        return samples, time.perf_counter_ns() - start, progress
 
 
 def run_e2e(settings: BenchSettings, *, show_progress: bool) -> BenchResult:
     """Time ``settings.records`` produce-then-consume round trips after a warm-up."""
     description = ensure_topic(settings)
     partitions = [TopicPartition(settings.topic, p.id) for p in description.partitions]
-    progress = Progress("e2e", settings.records, enabled=show_progress)
-    samples, elapsed = run(measure(settings, partitions, progress))
+    samples, elapsed, progress = run(measure(settings, partitions, show_progress=show_progress))
     progress.finish(settings.records)
     return BenchResult(
         workload="e2e",
         settings=settings,
         throughput=throughput(settings.records, settings.record_size, elapsed),
         latency=summarize_latencies(samples),
+        timeline=tuple(progress.timeline),
+        latency_samples_ns=tuple(samples),
     )

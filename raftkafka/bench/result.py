@@ -1,22 +1,40 @@
-"""The outcome of one benchmark run and its two renderings: a human summary and a JSON object."""
+"""The outcome of one benchmark run, or of ``--repeat N`` runs, and their two renderings: a human summary and a
+JSON object."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from raftkafka.bench.settings import BenchSettings
-from raftkafka.bench.stats import LatencySummary, Throughput
+from raftkafka.bench.stats import NS_PER_MS, LatencySummary, Spread, Throughput, spread
 
 
 @dataclass(frozen=True, slots=True)
 class BenchResult:
-    """Figures of one workload, measured after its warm-up."""
+    """Figures of one workload, measured after its warm-up.
+
+    ``timeline`` (``(seconds, records done)`` points) and ``latency_samples_ns`` are the raw data ``--plot`` draws;
+    they stay out of the JSON.
+    """
 
     workload: str
     settings: BenchSettings
     throughput: Throughput
     latency: LatencySummary | None = None
+    timeline: tuple[tuple[float, int], ...] = field(default=(), repr=False, compare=False)
+    latency_samples_ns: tuple[int, ...] = field(default=(), repr=False, compare=False)
+
+    def headline(self) -> dict[str, float]:
+        """The figures ``--repeat`` summarises: records/s, MB/s and the latency percentiles (when measured)."""
+        figures = {"records_per_s": self.throughput.records_per_s, "mb_per_s": self.throughput.mb_per_s}
+        if self.latency is not None:
+            figures.update(p50_ms=self.latency.p50_ms, p99_ms=self.latency.p99_ms, p999_ms=self.latency.p999_ms)
+        return figures
+
+    def latency_samples_ms(self) -> list[float]:
+        """The latency samples in milliseconds."""
+        return [sample / NS_PER_MS for sample in self.latency_samples_ns]
 
     def as_dict(self) -> dict[str, Any]:
         """One flat-ish JSON-ready object (what ``--json`` prints)."""
@@ -44,3 +62,53 @@ class BenchResult:
                 f"p99.9 {lat.p999_ms:.3f}, max {lat.max_ms:.3f}"
             )
         return line
+
+
+HEADLINE_LABELS = {
+    "records_per_s": ("records/s", ",.0f"),
+    "mb_per_s": ("MB/s", ".2f"),
+    "p50_ms": ("latency p50 ms", ".3f"),
+    "p99_ms": ("latency p99 ms", ".3f"),
+    "p999_ms": ("latency p99.9 ms", ".3f"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RepeatedResult:
+    """The same workload run ``len(runs)`` times: every run, and the median and spread of the headline figures."""
+
+    runs: tuple[BenchResult, ...]
+
+    @property
+    def workload(self) -> str:
+        return self.runs[0].workload
+
+    def spreads(self) -> dict[str, Spread]:
+        """Median, min/max and quartiles of each headline figure over the runs."""
+        names = self.runs[0].headline()
+        return {name: spread([run.headline()[name] for run in self.runs]) for name in names}
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every run's object, and the summary: per figure its median, min, max, q1 and q3."""
+        return {
+            "workload": self.workload,
+            "repeat": len(self.runs),
+            "runs": [run.as_dict() for run in self.runs],
+            "summary": {
+                name: {key: round(value, 4) for key, value in asdict(figure).items()}
+                for name, figure in self.spreads().items()
+            },
+            "settings": self.runs[0].settings.as_dict(),
+        }
+
+    def summary(self) -> str:
+        """One line per run, then one per headline figure: its median, min, max and interquartile range."""
+        lines = [f"run {index}/{len(self.runs)}: {run.summary()}" for index, run in enumerate(self.runs, 1)]
+        lines.append(f"{self.workload}, {len(self.runs)} runs:")
+        for name, figure in self.spreads().items():
+            label, spec = HEADLINE_LABELS[name]
+            lines.append(
+                f"  {label}: median {figure.median:{spec}} (min {figure.min:{spec}}, max {figure.max:{spec}}; "
+                f"IQR {figure.q1:{spec}} to {figure.q3:{spec}})"
+            )
+        return "\n".join(lines)

@@ -24,6 +24,8 @@ class BenchSettings:
 
     ``cluster`` names a cluster the workload starts for itself (``bootstrap`` is then ignored until the
     cluster's own is filled in); ``replication_factor`` None means every broker of an own cluster, else 1.
+    ``duration_s`` (produce and consume) times that many seconds instead of ``records`` records; ``clients``
+    (produce) is the number of client processes sharing the work.
     """
 
     bootstrap: str
@@ -38,6 +40,8 @@ class BenchSettings:
     compression: str = "none"
     warmup_records: int = 10_000
     cluster: str | None = None
+    duration_s: float | None = None
+    clients: int = 1
 
     @property
     def replicas(self) -> int:
@@ -64,6 +68,10 @@ class BenchSettings:
             raise InvalidConfigError(f"--compression must be one of {', '.join(COMPRESSION_TYPES)}")
         if self.cluster is not None and self.cluster not in CLUSTER_KINDS:
             raise InvalidConfigError(f"--cluster must be one of {', '.join(CLUSTER_KINDS)}, not {self.cluster!r}")
+        if self.duration_s is not None and not self.duration_s > 0:
+            raise InvalidConfigError(f"--duration must be > 0 seconds, not {self.duration_s}")
+        if self.clients < 1:
+            raise InvalidConfigError(f"--clients must be >= 1, not {self.clients}")
         if self.replicas < 1:
             raise InvalidConfigError(f"--replication-factor must be >= 1, not {self.replicas}")
         if self.cluster is not None and self.replicas > CLUSTER_BROKERS[self.cluster]:

@@ -1,4 +1,5 @@
-"""Running a client workload against ``--bootstrap`` or against a cluster it starts for itself."""
+"""Running a client workload against ``--bootstrap`` or against a cluster it starts for itself, once or
+``--repeat`` times (on the same cluster)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,17 @@ Result = TypeVar("Result")
 
 def run_workload(workload: Callable[..., Result], settings: BenchSettings, *, show_progress: bool) -> Result:
     """Validate ``settings`` and run ``workload``; with ``settings.cluster`` on a fresh cluster, always removed."""
+    return run_repeated(workload, settings, show_progress=show_progress, repeat=1)[0]
+
+
+def run_repeated(
+    workload: Callable[..., Result], settings: BenchSettings, *, show_progress: bool, repeat: int
+) -> list[Result]:
+    """Validate ``settings`` and run ``workload`` ``repeat`` times in a row; with ``settings.cluster`` all runs share
+    one fresh cluster, always removed."""
     settings.validate()
     if settings.cluster is None:
-        return workload(settings, show_progress=show_progress)
+        return [workload(settings, show_progress=show_progress) for _ in range(repeat)]
     with own_cluster(settings.cluster) as cluster:
-        return workload(replace(settings, bootstrap=cluster.bootstrap), show_progress=show_progress)
+        own = replace(settings, bootstrap=cluster.bootstrap)
+        return [workload(own, show_progress=show_progress) for _ in range(repeat)]

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 import click
 
 from raftkafka.bench.settings import CLUSTER_KINDS, COMPRESSION_TYPES, BenchSettings
-from raftkafka.cli.options import bootstrap_option, config_option, log_level_option, run_command, setup_logging
+from raftkafka.cli.options import (
+    bootstrap_option,
+    config_option,
+    fail,
+    log_level_option,
+    run_command,
+    setup_logging,
+)
 
 if TYPE_CHECKING:
     from raftkafka.bench.workload import Workload
@@ -38,8 +45,11 @@ def report(measure: Callable[[], Report], *, as_json: bool, log_level: str) -> N
     run_command(run)
 
 
-def workload_options(*, records: int, linger_ms: int, warmup: int) -> Callable[[Callable[..., Any]], Any]:
-    """The options every workload takes, with this workload's defaults."""
+def workload_options(
+    *, records: int, linger_ms: int, warmup: int, duration: bool = False, clients: bool = False
+) -> Callable[[Callable[..., Any]], Any]:
+    """The options every workload takes, with this workload's defaults; ``duration`` adds ``--duration`` and
+    ``clients`` adds ``--clients``."""
     options = [
         click.option("--topic", default=DEFAULT_TOPIC, show_default=True, help="Topic (created when missing)."),
         click.option(
@@ -93,11 +103,49 @@ def workload_options(*, records: int, linger_ms: int, warmup: int) -> Callable[[
             show_default=True,
             help="Records run first and left out of the figures.",
         ),
+        click.option(
+            "--repeat",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Run this many times in a row (on one cluster with --cluster): every run, then the median and "
+            "spread (min-max, interquartile range) of records/s, MB/s and latency.",
+        ),
+        click.option(
+            "--plot",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Draw throughput over time and the latency distribution into this PNG file (needs matplotlib: "
+            "pip install 'raftkafka[plot]').",
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (no progress)."),
         bootstrap_option,
         config_option,
         log_level_option,
     ]
+    if duration:
+        options.insert(
+            2,
+            click.option(
+                "--duration",
+                "duration_s",
+                type=click.FloatRange(min=0, min_open=True),
+                default=None,
+                help="Time this many seconds instead of --records records (consume reads the topic's --records "
+                "records, going back to its beginning whenever it reaches the end).",
+            ),
+        )
+    if clients:
+        options.insert(
+            2,
+            click.option(
+                "--clients",
+                type=click.IntRange(min=1),
+                default=1,
+                show_default=True,
+                help="Client processes sharing the records (each its own producer and warm-up share).",
+            ),
+        )
 
     def decorate(func: Callable[..., Any]) -> Any:
         for option in reversed(options):
@@ -107,15 +155,25 @@ def workload_options(*, records: int, linger_ms: int, warmup: int) -> Callable[[
     return decorate
 
 
-def run_workload(workload: Workload, *, as_json: bool, log_level: str, **settings: Any) -> None:
-    """Validate the settings, run the workload (on its own cluster with --cluster) and print its figures."""
-    from raftkafka.bench.workload import run_workload as run_settings
+def run_workload(
+    workload: Workload, *, as_json: bool, log_level: str, repeat: int, plot: str | None, **settings: Any
+) -> None:
+    """Validate the settings, run the workload ``repeat`` times (on one own cluster with --cluster), draw the runs
+    into ``plot`` if asked, and print the figures: one run's, or every run's and their median and spread."""
+    from raftkafka.bench.plot import draw, missing_matplotlib
+    from raftkafka.bench.result import RepeatedResult
+    from raftkafka.bench.workload import run_repeated
 
-    report(
-        lambda: run_settings(workload, BenchSettings(**settings), show_progress=not as_json),
-        as_json=as_json,
-        log_level=log_level,
-    )
+    if plot is not None and (why := missing_matplotlib()) is not None:
+        fail(why)
+
+    def measure() -> Report:
+        runs = run_repeated(workload, BenchSettings(**settings), show_progress=not as_json, repeat=repeat)
+        if plot is not None:
+            draw(runs, plot)
+        return runs[0] if len(runs) == 1 else RepeatedResult(tuple(runs))
+
+    report(measure, as_json=as_json, log_level=log_level)
 
 
 @click.group()
@@ -124,16 +182,18 @@ def bench() -> None:
 
 
 @bench.command()
-@workload_options(records=1_000_000, linger_ms=5, warmup=50_000)
+@workload_options(records=1_000_000, linger_ms=5, warmup=50_000, duration=True, clients=True)
 def produce(**options: Any) -> None:
-    """Produce --records records of --record-size bytes as fast as possible: records/s, MB/s, ack latency."""
+    """Produce --records records of --record-size bytes (or for --duration seconds) as fast as possible: records/s,
+    MB/s, ack latency. With --clients N, N processes share the records; the figure is all their records over the
+    time from the start signal to the last one's final flush."""
     from raftkafka.bench.produce import run_produce
 
     run_workload(run_produce, **options)
 
 
 @bench.command()
-@workload_options(records=1_000_000, linger_ms=5, warmup=50_000)
+@workload_options(records=1_000_000, linger_ms=5, warmup=50_000, duration=True)
 @click.option(
     "--group",
     default=None,
@@ -148,7 +208,8 @@ def produce(**options: Any) -> None:
     help="Consumer processes in --group (a created topic gets this many partitions unless --partitions says).",
 )
 def consume(group: str | None, consumers: int, **options: Any) -> None:
-    """Consume --records records from the beginning (producing them first if missing): records/s, MB/s.
+    """Consume --records records from the beginning (producing them first if missing), or for --duration seconds:
+    records/s, MB/s.
 
     With --group: --consumers processes, each a sync Consumer in the group, read the last --records records of
     the topic once the group is stable; the figure is all their records over the time from the start signal
@@ -163,10 +224,14 @@ def consume(group: str | None, consumers: int, **options: Any) -> None:
         return
     from raftkafka.bench.group_consume import GroupSettings, run_group_consume
 
+    if options["repeat"] != 1 or options["plot"] is not None or options["duration_s"] is not None:
+        raise click.UsageError("--repeat, --plot and --duration do not apply to --group")
+    options.pop("repeat")
+    options.pop("plot")
     source = click.get_current_context().get_parameter_source("partitions")
     if source is click.core.ParameterSource.DEFAULT:
         options["partitions"] = consumers
-    run_workload(partial(run_group_consume, group=GroupSettings(group, consumers)), **options)
+    run_workload(partial(run_group_consume, group=GroupSettings(group, consumers)), repeat=1, plot=None, **options)
 
 
 @bench.command()
