@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from raftkafka.errors import InvalidRequestError, UnknownApiError, UnknownServerError, UnsupportedVersionError
+from raftkafka.errors import (
+    InvalidRequestError,
+    NetworkError,
+    RequestTimedOutError,
+    UnknownApiError,
+    UnknownServerError,
+    UnsupportedVersionError,
+)
 from raftkafka.net.api import ApiKey, field
 from raftkafka.net.connection import Connection
 from raftkafka.net.frame import LENGTH, FrameDecoder, decode_response, encode_request
@@ -68,6 +75,50 @@ async def test_errors_are_answered_and_connection_survives(server: tuple[str, in
         await conn.request(ApiKey.PRODUCE, 0, {})
     conn.send_oneway(ApiKey.LIST_OFFSETS, 0, {})
     assert await conn.request(ApiKey.METADATA, 0, {"value": 5}) == {"echo": 5}
+    conn.close()
+
+
+async def test_callbacks_get_answers_and_errors_once(server: tuple[str, int]) -> None:
+    conn = await Connection.open(*server)
+    got: list[tuple[Any, Any]] = []
+    done = asyncio.get_running_loop().create_future()
+
+    def collect(body: Any, error: Exception | None) -> None:
+        got.append((body, type(error) if error else None))
+        if len(got) == 3:
+            done.set_result(None)
+
+    conn.send_with_callback(ApiKey.METADATA, 0, {"value": 1}, collect)
+    conn.send_with_callback(ApiKey.PRODUCE, 0, {}, collect)
+    conn.send_with_callback(ApiKey.METADATA, 0, {"value": 2}, collect, timeout=5.0)
+    assert got == []  # never from inside the call
+    await asyncio.wait_for(done, 5)
+    assert got == [({"echo": 1}, None), (None, UnknownServerError), ({"echo": 2}, None)]
+    conn.close()
+    conn.send_with_callback(ApiKey.METADATA, 0, {"value": 3}, collect)
+    await asyncio.sleep(0)
+    assert got[-1] == (None, NetworkError)
+
+
+async def test_a_request_past_its_timeout_fails_and_closes_its_connection(server: tuple[str, int]) -> None:
+    conn = await Connection.open(*server)
+    answered = conn.send(ApiKey.METADATA, 0, {"value": 1}, timeout=0.05)
+    patient = conn.send(ApiKey.FETCH, 0, {"delay": 0.5}, timeout=10.0)
+    late = conn.send(ApiKey.FETCH, 0, {"delay": 0.5}, timeout=0.1)
+    assert await answered == {"echo": 1}
+    with pytest.raises(RequestTimedOutError, match=r"FETCH request to .* unanswered after 0\.1 s"):
+        await late
+    with pytest.raises(NetworkError):  # the connection cannot be trusted any more: every request fails
+        await patient
+    assert conn.closed
+
+
+async def test_a_cancelled_request_past_its_timeout_leaves_the_connection_open(server: tuple[str, int]) -> None:
+    conn = await Connection.open(*server)
+    conn.send(ApiKey.FETCH, 0, {"delay": 0.3}, timeout=0.05).cancel()
+    await asyncio.sleep(0.15)
+    assert not conn.closed
+    assert await conn.send(ApiKey.METADATA, 0, {"value": 4}, timeout=1.0) == {"echo": 4}
     conn.close()
 
 

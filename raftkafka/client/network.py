@@ -3,7 +3,8 @@
 Shared by the producer, consumer and admin. Event loop thread only. Metadata is fetched on start,
 on demand (``wait_for_topics``) and in the background after errors that mean it is stale
 (``request_refresh``: not leader, unknown topic, no leader, a lost connection), at most once per
-``retry_backoff`` seconds.
+``retry_backoff`` seconds. Requests go out as ``request`` (awaited) or ``send`` (answer handed to a callback
+by the connection itself: the producer's and the fetcher's hot path, with no task per request).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from raftkafka.client.cluster import ClusterMetadata
 from raftkafka.client.connections import ConnectionPool
 from raftkafka.errors import (
     BrokerNotAvailableError,
+    ClientClosedError,
     KafkaTimeoutError,
     LeaderNotAvailableError,
     RaftKafkaError,
@@ -26,7 +28,7 @@ from raftkafka.errors import (
     UnknownTopicError,
 )
 from raftkafka.net.api import ApiKey
-from raftkafka.net.connection import Connection
+from raftkafka.net.connection import Connection, ResponseCallback
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ class ClientNetwork:
         """Called after every metadata update."""
         self._last_refresh = 0.0
         self._refresh_task: asyncio.Task[None] | None = None
+        self._connecting: set[asyncio.Task[None]] = set()  # ``send``s waiting for their connection to open
+        self._closed = False
 
     def address(self, node_id: int) -> Address | None:
         """The client listener of a node, if the metadata knows it."""
@@ -85,15 +89,42 @@ class ClientNetwork:
         A request unanswered within the request timeout closes its connection (as Kafka does, since the
         connection can no longer be trusted) and raises ``RequestTimedOutError``.
         """
-        conn = await (self.pool.get(address) if address is not None else self.any_connection())
+        conn = self.pool.ready(address) if address is not None else self.pool.any_ready()
+        if conn is None:
+            conn = await (self.pool.get(address) if address is not None else self.any_connection())
+        return await conn.send(api, API_VERSION, body, timeout=self.request_timeout if timeout is None else timeout)
+
+    def send(
+        self, api: ApiKey, body: Any, callback: ResponseCallback, *, address: Address, timeout: float | None = None
+    ) -> None:
+        """Send one request to ``address``; its answer goes to ``callback(body, None)``, a failure (the errors
+        of ``request``, ``ClientClosedError`` when the network closes first) to ``callback(None, error)``.
+
+        The callback is called once, from the connection's own callbacks (never from inside this call), so
+        nothing stands between the answer arriving and the caller's code; with no open connection to
+        ``address``, one is opened first in a task.
+        """
         timeout = self.request_timeout if timeout is None else timeout
-        future = conn.send(api, API_VERSION, body)
+        conn = self.pool.ready(address)
+        if conn is not None:
+            conn.send_with_callback(api, API_VERSION, body, callback, timeout=timeout)
+            return
+        task = asyncio.get_running_loop().create_task(self._connect_and_send(api, body, callback, address, timeout))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _connect_and_send(
+        self, api: ApiKey, body: Any, callback: ResponseCallback, address: Address, timeout: float
+    ) -> None:
         try:
-            async with asyncio.timeout(timeout):
-                return await future
-        except TimeoutError:
-            self.pool.disconnect(_address_of(conn))
-            raise RequestTimedOutError(f"{api.name} request to {conn.address} unanswered after {timeout:g} s") from None
+            conn = await self.pool.get(address)
+        except RaftKafkaError as exc:
+            callback(None, exc)
+            return
+        except asyncio.CancelledError:
+            callback(None, ClientClosedError("the client was closed before the request was sent"))
+            raise
+        conn.send_with_callback(api, API_VERSION, body, callback, timeout=timeout)
 
     async def refresh(self, topics: Iterable[str] | None = None, *, all_topics: bool = False) -> dict[str, Any]:
         """Fetch metadata for ``topics`` (default: the tracked ``topics``; every topic with ``all_topics``);
@@ -108,6 +139,8 @@ class ClientNetwork:
 
     def request_refresh(self) -> None:
         """Refresh the metadata soon, in the background (no more than once per backoff interval)."""
+        if self._closed:
+            return
         if self._refresh_task is None or self._refresh_task.done():
             self._refresh_task = asyncio.get_running_loop().create_task(self._background_refresh())
 
@@ -163,13 +196,10 @@ class ClientNetwork:
             await asyncio.sleep(min(self.retry_backoff, remaining))
 
     async def close(self) -> None:
-        """Stop background work and close every connection."""
-        if self._refresh_task is not None:
-            self._refresh_task.cancel()
-            await asyncio.gather(self._refresh_task, return_exceptions=True)
+        """Stop background work and close every connection (failing the requests still pending)."""
+        self._closed = True
+        tasks = [task for task in (self._refresh_task, *self._connecting) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self.pool.close()
-
-
-def _address_of(conn: Connection) -> Address:
-    host, _, port = conn.address.rpartition(":")
-    return host, int(port)

@@ -1,21 +1,57 @@
 """A client connection: pipelined requests over one socket, responses matched by correlation id.
 
-Runs on one event loop; not thread-safe. Every request gets a future; the connection fails every pending
-future with ``NetworkError`` when the socket closes.
+Runs on one event loop; not thread-safe. A request's answer goes to a future (``send``) or straight to a
+callback called from ``data_received`` (``send_with_callback``: no task and no loop iteration between the
+bytes arriving and the caller's code). The connection fails every pending request with ``NetworkError``
+when the socket closes. Request timeouts cost no timer per request: each request given one records its
+deadline, and one timer per connection, armed for the earliest, fails those past it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, cast
 
-from raftkafka.errors import BrokerNotAvailableError, NetworkError, from_wire
+from raftkafka.errors import BrokerNotAvailableError, NetworkError, RequestTimedOutError, from_wire
+from raftkafka.net.api import ApiKey
 from raftkafka.net.frame import FrameDecoder, FrameError, decode_response, encode_request
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+DEADLINE_SLACK_S = 0.001
+"""Deadlines this close count as passed when the timer fires (loop timers may fire a little early)."""
+
+ResponseCallback = Callable[[Any, Exception | None], None]
+"""Gets ``(body, None)`` for an answer, ``(None, error)`` for an error answer or a failed request."""
+
+
+class _CallbackReceiver:
+    """Stands where a future would among the pending requests and hands the answer to a callback at once."""
+
+    __slots__ = ("_callback", "_done")
+
+    def __init__(self, callback: ResponseCallback) -> None:
+        self._callback = callback
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, body: Any) -> None:
+        self._call(body, None)
+
+    def set_exception(self, exc: Exception) -> None:
+        self._call(None, exc)
+
+    def _call(self, body: Any, exc: Exception | None) -> None:
+        self._done = True
+        try:
+            self._callback(body, exc)
+        except Exception:  # the protocol must keep reading the connection's other answers
+            log.exception("a response callback failed")
 
 
 class Connection(asyncio.Protocol):
@@ -24,8 +60,13 @@ class Connection(asyncio.Protocol):
     def __init__(self, address: str, max_frame_bytes: int) -> None:
         self.address = address
         self._decoder = FrameDecoder(max_frame_bytes)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: asyncio.Transport | None = None
-        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._pending: dict[int, asyncio.Future[Any] | _CallbackReceiver] = {}
+        self._deadlines: dict[int, tuple[float, int, float]] = {}
+        """Correlation id → (deadline, API key, timeout) of the pending requests sent with a timeout."""
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._next_id = 0
         self._writable: asyncio.Future[None] | None = None
         self._closed_error: Exception | None = None
@@ -52,6 +93,7 @@ class Connection(asyncio.Protocol):
     # asyncio.Protocol callbacks -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's transports don't subclass asyncio's
+        self._loop = asyncio.get_running_loop()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail_all(NetworkError(f"connection to {self.address} closed" + (f": {exc}" if exc else "")))
@@ -70,6 +112,8 @@ class Connection(asyncio.Protocol):
             for payload in self._decoder.feed(data):
                 correlation_id, error_code, body = decode_response(payload)
                 future = self._pending.pop(correlation_id, None)
+                if self._deadlines:
+                    self._deadlines.pop(correlation_id, None)
                 if future is None or future.done():
                     continue
                 if error_code:
@@ -92,17 +136,49 @@ class Connection(asyncio.Protocol):
         """Requests sent and not yet answered."""
         return len(self._pending)
 
-    def send(self, api_key: int, version: int, body: Any) -> asyncio.Future[Any]:
-        """Send a request now; the future resolves to the response body or fails with its error."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    def send(self, api_key: int, version: int, body: Any, *, timeout: float | None = None) -> asyncio.Future[Any]:
+        """Send a request now; the future resolves to the response body or fails with its error.
+
+        With ``timeout``, a request unanswered after that many seconds fails with ``RequestTimedOutError`` and
+        closes the connection (as Kafka's clients do: its answer may still come, and nothing can tell).
+        """
+        loop = self._loop or asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         if self._transport is None:
             future.set_exception(self._closed_error or NetworkError(f"connection to {self.address} is closed"))
             return future
+        self._send(api_key, version, body, future, timeout)
+        return future
+
+    def send_with_callback(
+        self, api_key: int, version: int, body: Any, callback: ResponseCallback, *, timeout: float | None = None
+    ) -> None:
+        """Send a request now; ``callback(body, None)`` or ``callback(None, error)`` is called once, directly
+        from the connection's protocol callbacks (later in this loop iteration at the earliest, never from
+        inside this call). It must not block; an exception it raises is logged. ``timeout`` as in ``send``."""
+        if self._transport is None:
+            error = self._closed_error or NetworkError(f"connection to {self.address} is closed")
+            (self._loop or asyncio.get_running_loop()).call_soon(callback, None, error)
+            return
+        self._send(api_key, version, body, _CallbackReceiver(callback), timeout)
+
+    def _send(
+        self,
+        api_key: int,
+        version: int,
+        body: Any,
+        receiver: asyncio.Future[Any] | _CallbackReceiver,
+        timeout: float | None,
+    ) -> None:
         correlation_id = self._next_id
         self._next_id = (correlation_id + 1) & 0x7FFFFFFF
-        self._pending[correlation_id] = future
-        self._transport.write(encode_request(api_key, version, correlation_id, body))
-        return future
+        self._pending[correlation_id] = receiver
+        if timeout is not None:
+            deadline = cast(asyncio.AbstractEventLoop, self._loop).time() + timeout
+            self._deadlines[correlation_id] = (deadline, api_key, timeout)
+            if self._timer is None or deadline < self._timer_at:
+                self._arm(deadline)
+        cast(asyncio.Transport, self._transport).write(encode_request(api_key, version, correlation_id, body))
 
     def send_oneway(self, api_key: int, version: int, body: Any) -> None:
         """Send a request that gets no response (produce with acks=0)."""
@@ -131,11 +207,44 @@ class Connection(asyncio.Protocol):
             self._transport.close()
         self._fail_all(NetworkError(f"connection to {self.address} was closed by the client"))
 
+    # request timeouts -----------------------------------------------------------------------------
+    def _arm(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = cast(asyncio.AbstractEventLoop, self._loop).call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        """Fail the requests past their deadline with ``RequestTimedOutError`` and close the connection; else
+        re-arm the timer for the earliest deadline left."""
+        self._timer = None
+        deadlines = self._deadlines
+        now = cast(asyncio.AbstractEventLoop, self._loop).time() + DEADLINE_SLACK_S
+        expired = [correlation_id for correlation_id, entry in deadlines.items() if entry[0] <= now]
+        timed_out = []
+        for correlation_id in expired:
+            _, api_key, timeout = deadlines.pop(correlation_id)
+            receiver = self._pending.pop(correlation_id, None)
+            if receiver is not None and not receiver.done():  # a future its caller cancelled just goes
+                name = ApiKey(api_key).name if api_key in ApiKey._value2member_map_ else f"API {api_key}"
+                timed_out.append((receiver, f"{name} request to {self.address} unanswered after {timeout:g} s"))
+        if timed_out:
+            log.debug("closing the connection to %s: %s", self.address, timed_out[0][1])
+            for receiver, message in timed_out:
+                receiver.set_exception(RequestTimedOutError(message))
+            self.close()
+        elif deadlines:
+            self._arm(min(entry[0] for entry in deadlines.values()))
+
     def _fail_all(self, exc: Exception) -> None:
         self._closed_error = self._closed_error or exc
         if self._transport is not None and exc is not None and not self._transport.is_closing():
             self._transport.abort()
         self._transport = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadlines.clear()
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
