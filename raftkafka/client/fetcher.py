@@ -11,6 +11,10 @@ whose buffered error awaits ``take`` is not fetched, nor is a paused one (pausin
 keeps its position). Partitions without a position are reset by LIST_OFFSETS according to their reset
 strategy; a consumer group's partitions first look up the group's committed offset (reset strategy
 ``COMMITTED``) and fall back to ``auto_offset_reset`` when there is none. Event loop thread only.
+
+No task sits on the fetch path: planning runs as a loop callback (``wakeup`` schedules one round, however
+often called), a FETCH's answer is handled by the connection's callback as soon as its bytes are read
+(``ClientNetwork.send``), and a ``wait_for_data`` caller's future is resolved from there directly.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from raftkafka.client.network import Address, ClientNetwork
@@ -28,6 +33,7 @@ from raftkafka.client.record_decoder import decode_fetched
 from raftkafka.errors import (
     LeaderNotAvailableError,
     MessageTooLargeError,
+    NetworkError,
     NoOffsetForPartitionError,
     NotLeaderError,
     OffsetOutOfRangeError,
@@ -36,7 +42,7 @@ from raftkafka.errors import (
     from_wire,
 )
 from raftkafka.net.api import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, ApiKey
-from raftkafka.storage.record_batch import iter_batches
+from raftkafka.storage.record_batch import complete_prefix
 from raftkafka.structs import Record, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -121,35 +127,43 @@ class Fetcher:
         self.states: dict[TopicPartition, PartitionState] = {}
         self._buffer: deque[FetchedData] = deque()
         self._current: FetchedData | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._wake: asyncio.Future[None] | None = None
-        self._data: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # resets and committed offset lookups
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._planned: asyncio.Handle | None = None  # the planning round ``wakeup`` scheduled
+        self._timer: asyncio.TimerHandle | None = None  # the next planning round after a backoff
+        self._waiters: list[asyncio.Future[None]] = []  # ``wait_for_data`` callers
         self._positioned: asyncio.Future[None] | None = None
-        self._runner: asyncio.Task[None] | None = None
+        self._closed = False
         self.committed_offsets: CommittedLookup | None = None
         """Looks up a group's committed offsets for partitions reset with ``COMMITTED``."""
 
     # control --------------------------------------------------------------------------------------
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self.network.listeners.append(self.wakeup)
-        self._runner = asyncio.get_running_loop().create_task(self._run(), name="raftkafka-fetcher")
+        self.wakeup()
 
     async def close(self) -> None:
-        for task in (self._runner, *self._tasks):
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(*(t for t in (self._runner, *self._tasks) if t is not None), return_exceptions=True)
+        self._closed = True
+        for handle in (self._planned, self._timer):
+            if handle is not None:
+                handle.cancel()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def wakeup(self) -> None:
-        """Plan fetches again (after an assignment change, a seek, consumed data or new metadata)."""
-        wake = self._wake
-        if wake is not None and not wake.done():
-            wake.set_result(None)
+        """Plan fetches again (after an assignment change, a seek, consumed data or new metadata): once, in a
+        loop callback after the caller's step, however often called before it runs."""
+        if self._planned is None and self._loop is not None and not self._closed:
+            self._planned = self._loop.call_soon(self._plan_round)
 
     def interrupt(self) -> None:
         """Make a pending ``wait_for_data`` return now (the consumer has something else to do)."""
-        if self._data is not None and not self._data.done():
-            self._data.set_result(None)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def assign(self, partitions: Iterable[TopicPartition], reset: str | None = None) -> None:
         """Fetch exactly ``partitions``; the ones already assigned keep their positions, new ones start
@@ -236,8 +250,9 @@ class Fetcher:
                     break
                 data = self._buffer.popleft()
                 state = self.states[data.tp]
+                if state.buffered >= MAX_BUFFERED_RESPONSES or data.error is not None:
+                    self.wakeup()  # the partition can be fetched again
                 state.buffered -= 1
-                self.wakeup()
                 if data.error is not None:
                     if out:
                         self._buffer.appendleft(data)
@@ -270,35 +285,38 @@ class Fetcher:
         return self._current is not None or bool(self._buffer)
 
     async def wait_for_data(self, timeout: float) -> None:
-        """Return when data (or an error) is buffered, or after ``timeout`` seconds."""
+        """Return when data (or an error) is buffered, after ``timeout`` seconds, or on ``interrupt``."""
         if self.has_data():
             return
-        if self._data is None or self._data.done():
-            self._data = asyncio.get_running_loop().create_future()
+        loop = self._loop or asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()  # one per caller: cancelling one wakes no other
+        timer = loop.call_later(timeout, _resolve, waiter)
+        self._waiters.append(waiter)
         try:
-            async with asyncio.timeout(timeout):
-                await asyncio.shield(self._data)
-        except TimeoutError:
-            pass
+            await waiter
+        finally:
+            timer.cancel()
+            if self._waiters and self._waiters[-1] is waiter:
+                self._waiters.pop()
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
 
     def _deliver(self, data: FetchedData) -> None:
         self._buffer.append(data)
         state = self.states[data.tp]
         state.buffered += 1
         state.failed = state.failed or data.error is not None
-        if self._data is not None and not self._data.done():
-            self._data.set_result(None)
+        self.interrupt()
 
-    # the fetch loop -------------------------------------------------------------------------------
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            self._wake = wake = loop.create_future()
-            delay = self._plan()
-            timer = loop.call_later(delay, self.wakeup) if delay is not None else None
-            await wake
-            if timer is not None:
-                timer.cancel()
+    # planning -------------------------------------------------------------------------------------
+    def _plan_round(self) -> None:
+        self._planned = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        delay = self._plan()
+        if delay is not None and self._loop is not None and not self._closed:
+            self._timer = self._loop.call_later(delay, self.wakeup)
 
     def _plan(self) -> float | None:
         """Start the resets and fetches that can start; returns seconds until a backoff ends (if any)."""
@@ -349,7 +367,7 @@ class Fetcher:
         for address, parts in fetches.items():
             for _, state in parts:
                 state.fetching = state.epoch
-            self._spawn(self._fetch(address, parts))
+            self._fetch(address, parts)
         return delay
 
     def _spawn(self, coro: Any) -> None:
@@ -362,7 +380,7 @@ class Fetcher:
         if isinstance(error, _STALE_METADATA) or not error.retriable:
             self.network.request_refresh()
 
-    async def _fetch(self, address: Address, parts: list[tuple[TopicPartition, PartitionState]]) -> None:
+    def _fetch(self, address: Address, parts: list[tuple[TopicPartition, PartitionState]]) -> None:
         sent = {tp: (state, state.epoch, state.fetch_offset) for tp, state in parts}
         topics: dict[str, list[list[int]]] = {}
         for tp, state in parts:
@@ -373,34 +391,44 @@ class Fetcher:
             "max_bytes": self.fetch_max_bytes,
             "topics": list(topics.items()),
         }
-        try:
-            timeout = self.network.request_timeout + self.fetch_max_wait_ms / 1000
-            response = await self.network.request(ApiKey.FETCH, body, address=address, timeout=timeout)
-        except RaftKafkaError as exc:
+        timeout = self.network.request_timeout + self.fetch_max_wait_ms / 1000
+        self.network.send(ApiKey.FETCH, body, partial(self._fetched, address, sent), address=address, timeout=timeout)
+
+    def _fetched(
+        self,
+        address: Address,
+        sent: dict[TopicPartition, tuple[PartitionState, int, int]],
+        response: Any,
+        error: Exception | None,
+    ) -> None:
+        """A FETCH's answer (or failure), straight from the connection: buffer each partition's data and wake
+        the ``wait_for_data`` callers; plan the next fetches (they go out before the records are handed out,
+        so the broker reads the next answer while this one is decoded)."""
+        for state, epoch, _ in sent.values():
+            if state.fetching == epoch:
+                state.fetching = -1
+        if self._closed:
+            return
+        self.wakeup()
+        if error is not None:
+            exc = error if isinstance(error, RaftKafkaError) else NetworkError(str(error))
             log.debug("fetch from %s:%d failed: %s", *address, exc)
-            for _, state in parts:
+            for state, _, _ in sent.values():
                 self._backoff(state, exc)
             self.network.request_refresh()
             return
-        finally:
-            for state, epoch, _ in sent.values():
-                if state.fetching == epoch:
-                    state.fetching = -1
-            self.wakeup()
         for topic, partitions in response["topics"]:
-            for partition, error, _high_watermark, _log_start, data in partitions:
+            for partition, error_code, _high_watermark, _log_start, data in partitions:
                 tp = TopicPartition(topic, partition)
                 entry = sent.get(tp)
                 if entry is None or self.states.get(tp) is not entry[0] or entry[0].epoch != entry[1]:
                     continue  # unassigned or sought since the request went out
                 state, epoch, offset = entry
-                if error:
-                    self._fetch_error(tp, state, from_wire(error, None))
+                if error_code:
+                    self._fetch_error(tp, state, from_wire(error_code, None))
                 elif data:
-                    next_offset = offset
-                    for header in iter_batches(data):
-                        next_offset = header.next_offset
-                    if next_offset == offset:
+                    length, next_offset = complete_prefix(data)
+                    if length == 0:
                         self._deliver(FetchedData(tp, epoch, error=MessageTooLargeError(
                             f"{topic}-{partition} at offset {offset}: a batch is larger than "
                             f"max_partition_fetch_bytes ({self.max_partition_fetch_bytes})"
@@ -494,3 +522,8 @@ class Fetcher:
         for tp in timestamps:
             out.setdefault(tp, LeaderNotAvailableError(f"no offset returned for {tp.topic}-{tp.partition}"))
         return out
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
