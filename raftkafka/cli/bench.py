@@ -1,5 +1,5 @@
-"""``raftkafka bench produce|consume|e2e|metadata|failover|rebalance``: one workload per subcommand, one module per
-workload in ``raftkafka.bench``; figures on stdout (one JSON object with ``--json``), progress on stderr."""
+"""``raftkafka bench produce|consume|e2e|metadata|failover|rebalance|compare``: one workload per subcommand, one module
+per workload in ``raftkafka.bench``; figures on stdout (one JSON object with ``--json``), progress on stderr."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
+from raftkafka.bench.comparison import DEFAULT_SYSTEMS, SYSTEMS
 from raftkafka.bench.settings import CLUSTER_KINDS, COMPRESSION_TYPES, BenchSettings
 from raftkafka.cli.options import (
     bootstrap_option,
@@ -459,3 +460,89 @@ def rebalance(
         heartbeat_interval_ms=heartbeat_interval_ms,
     )
     report(lambda: run_rebalance(settings, on_round=show), as_json=as_json, log_level=log_level)
+
+
+@bench.command()
+@click.option(
+    "--records",
+    type=click.IntRange(min=1),
+    default=200_000,
+    show_default=True,
+    help="Records each system produces, then consumes (timed).",
+)
+@click.option("--record-size", type=click.IntRange(min=0), default=100, show_default=True, help="Value bytes.")
+@click.option(
+    "--warmup-records",
+    type=click.IntRange(min=0),
+    default=10_000,
+    show_default=True,
+    help="Records produced and consumed first, untimed.",
+)
+@click.option(
+    "--e2e-records",
+    type=click.IntRange(min=1),
+    default=5_000,
+    show_default=True,
+    help="Timed one-at-a-time round trips.",
+)
+@click.option(
+    "--e2e-warmup-records",
+    type=click.IntRange(min=0),
+    default=500,
+    show_default=True,
+    help="Untimed round trips first.",
+)
+@click.option(
+    "--systems",
+    default=",".join(DEFAULT_SYSTEMS),
+    show_default=True,
+    help=f"Comma-separated systems to run, of: {', '.join(SYSTEMS)} (raftkafka always runs, first).",
+)
+@click.option(
+    "--redis-server", default=None, help="The redis-server binary  [default: found on PATH or in /usr/sbin]."
+)
+@click.option("--nats-server", default=None, help="The nats-server binary  [default: found on PATH or in /usr/sbin].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (no progress).")
+@config_option
+@log_level_option
+def compare(
+    records: int,
+    record_size: int,
+    warmup_records: int,
+    e2e_records: int,
+    e2e_warmup_records: int,
+    systems: str,
+    redis_server: str | None,
+    nats_server: str | None,
+    as_json: bool,
+    log_level: str,
+) -> None:
+    """The same workload against raftkafka and its peers on this machine: produce records/s, consume records/s and
+    one-at-a-time e2e latency p50/p99, with ratios against raftkafka.
+
+    Each system's servers are started for the run on free 127.0.0.1 ports in a temporary directory and stopped
+    after it: raftkafka dev (acks=1) and optionally raftkafka-3x3 (RF=3, acks=all); Redis Streams (redis-server,
+    appendonly yes; XADD pipelined, XRANGE in batches); NATS JetStream with file storage, one server (nats) and a
+    3-server cluster with 3 replicas (nats-r3). A peer that is not installed is reported with the command that
+    installs it (apt-get install redis-server nats-server; pip install 'raftkafka[compare]'), and the others run.
+    """
+    from raftkafka.bench.compare import run_compare
+    from raftkafka.bench.comparison import CompareSettings, SystemFigures
+
+    def show(figures: SystemFigures) -> None:
+        if not as_json and figures.status != "ok":
+            click.echo(f"{figures.title}: {figures.status}: {figures.note}", err=True)
+
+    settings = CompareSettings(
+        records=records,
+        record_size=record_size,
+        warmup_records=warmup_records,
+        e2e_records=e2e_records,
+        e2e_warmup_records=e2e_warmup_records,
+        systems=tuple(name.strip() for name in systems.split(",") if name.strip()),
+        redis_server=redis_server,
+        nats_server=nats_server,
+    )
+    report(
+        lambda: run_compare(settings, show_progress=not as_json, on_system=show), as_json=as_json, log_level=log_level
+    )
