@@ -9,7 +9,6 @@ an ordered push consumer of new messages waits for the record."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from raftkafka.bench.local_cluster import HOST
-from raftkafka.bench.peers.server_process import ServerProcess, find_binary, free_ports, not_installed
+from raftkafka.bench.peers.server_process import (
+    ServerProcess,
+    client_installed,
+    find_binary,
+    free_ports,
+    not_installed,
+)
 from raftkafka.bench.progress import Progress
 from raftkafka.errors import KafkaTimeoutError
 from raftkafka.net.eventloop import new_event_loop
@@ -203,7 +208,7 @@ class NatsJetStream:
     def missing(self) -> str | None:
         if find_binary(BINARY, self.override) is None:
             return not_installed(BINARY, self.override, INSTALL_SERVER)
-        if importlib.util.find_spec("nats") is None:
+        if not client_installed("nats"):
             return f"the Python client nats-py is not installed: {INSTALL_CLIENT}"
         return None
 

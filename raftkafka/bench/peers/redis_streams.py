@@ -8,7 +8,6 @@ the rate), and for the round trips an asyncio ``XADD`` on one connection while `
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from raftkafka.bench.local_cluster import HOST
-from raftkafka.bench.peers.server_process import ServerProcess, find_binary, free_ports, not_installed
+from raftkafka.bench.peers.server_process import (
+    ServerProcess,
+    client_installed,
+    find_binary,
+    free_ports,
+    not_installed,
+)
 from raftkafka.bench.progress import Progress
 from raftkafka.errors import KafkaTimeoutError
 from raftkafka.net.eventloop import run
@@ -121,7 +126,7 @@ class RedisStreams:
     def missing(self) -> str | None:
         if find_binary(BINARY, self.override) is None:
             return not_installed(BINARY, self.override, INSTALL_SERVER)
-        if importlib.util.find_spec("redis") is None:
+        if not client_installed("redis"):
             return f"the Python client redis is not installed: {INSTALL_CLIENT}"
         return None
 

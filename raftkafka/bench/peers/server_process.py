@@ -7,6 +7,7 @@ The process runs in its own session and is told by the kernel to exit if the ben
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
 import shutil
@@ -41,6 +42,15 @@ def not_installed(binary: str, override: str | None, install: str) -> str:
     """The one line that says a server is missing and how to install it."""
     where = f"{override} is not an executable file" if override is not None else f"{binary} is not installed"
     return f"{where}: {install}"
+
+
+def client_installed(module: str) -> bool:
+    """Whether the Python client ``module`` imports (a broken install counts as missing)."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def free_ports(count: int) -> list[int]:
