@@ -25,3 +25,6 @@ raftkafka topics describe greetings
 printf 'alice:hello\nbob:hi there\ncarol:good morning\n' | raftkafka produce greetings --key-separator : --acks all
 echo "== consumed:"
 raftkafka consume greetings --from-beginning --max-messages 3 --print-key
+echo "== the same records through consumer group 'demo', which commits its offsets:"
+raftkafka consume greetings --group demo --from-beginning --max-messages 3
+raftkafka groups describe demo
