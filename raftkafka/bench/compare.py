@@ -72,7 +72,6 @@ def measure(name: str, client: Client, settings: CompareSettings, *, show_progre
     """Run the three parts on ``client``; the system's figures."""
     payload = make_payload(settings.record_size)
     label = SYSTEMS[name]
-
     if settings.warmup_records:
         client.produce(settings.warmup_records, payload, Progress.silent())
     progress = Progress(f"{label}: produce", settings.records, enabled=show_progress)
