@@ -231,6 +231,11 @@ class RecordAccumulator:
         """Batches created and not yet completed."""
         return len(self._incomplete)
 
+    def has_queued(self) -> bool:
+        """True when some batch waits to be sent (the sender has work once a request is answered)."""
+        with self.lock:
+            return any(self._queues.values())
+
     def append(
         self, tp: TopicPartition, timestamp: int, key: bytes | None, value: bytes | None, headers: Any, size: int
     ) -> RecordFuture | None:

@@ -10,7 +10,8 @@ partition's next sequence number, so a retry resends the same bytes and the part
 duplicate with the stored offset. At most one batch per partition is in flight (Kafka allows five, putting
 retries back in sequence order; one is the simple correct rule), so a retry never overtakes a later batch.
 ``try_append`` is the per-record hot path and is safe to call from any thread: the sync ``Producer`` calls
-it directly from user threads.
+it directly from user threads. A PRODUCE request is written by the sender itself and its answer handled by
+the connection's callback (``ClientNetwork.send``): no task per request.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from functools import partial
 from time import time_ns
 from typing import Any
 from zlib import crc32
@@ -348,7 +350,10 @@ class AsyncProducer:
             self._in_flight[address] = self._in_flight.get(address, 0) + 1
             if self._one_per_partition:
                 self._muted.update(batch.tp for batch in group)
-            self._track(asyncio.get_running_loop().create_task(self._produce(address, group, body)))
+            if self.acks == 0:
+                self._track(asyncio.get_running_loop().create_task(self._produce_unacknowledged(address, group, body)))
+            else:
+                self._network.send(ApiKey.PRODUCE, body, partial(self._produced, address, group), address=address)
 
     def _track(self, task: asyncio.Task[None]) -> None:
         """Keep a sender-side task until it ends (``close`` cancels those still running)."""
@@ -390,25 +395,42 @@ class AsyncProducer:
             self._wakeup_local()
             return
 
-    async def _produce(self, address: Address, batches: list[ProducerBatch], body: dict[str, Any]) -> None:
+    async def _produce_unacknowledged(
+        self, address: Address, batches: list[ProducerBatch], body: dict[str, Any]
+    ) -> None:
+        """acks=0: write the request and complete its batches; the in-flight slot is held until the socket's
+        buffer drains."""
         try:
-            if self.acks == 0:
-                conn = await self._network.pool.get(address)
-                conn.send_oneway(ApiKey.PRODUCE, 0, body)
-                for batch in batches:
-                    self._accumulator.complete(batch, -1)
-                await conn.wait_writable()
-            else:
-                response = await self._network.request(ApiKey.PRODUCE, body, address=address)
-                self._handle_response(batches, response)
+            conn = await self._network.pool.get(address)
+            conn.send_oneway(ApiKey.PRODUCE, 0, body)
+            for batch in batches:
+                self._accumulator.complete(batch, -1)
+            await conn.wait_writable()
         except RaftKafkaError as exc:
             if exc.retriable:
                 self._network.request_refresh()
             self._retry_or_fail(batches, exc)
         finally:
-            self._in_flight[address] -= 1
-            self._muted.difference_update(batch.tp for batch in batches)
-            self._notify_space()
+            self._request_done(address, batches)
+
+    def _produced(self, address: Address, batches: list[ProducerBatch], response: Any, error: Exception | None) -> None:
+        """A PRODUCE answer (or failure), straight from the connection."""
+        try:
+            if error is None:
+                self._handle_response(batches, response)
+            else:
+                exc = error if isinstance(error, RaftKafkaError) else UnknownServerError(str(error))
+                if exc.retriable:
+                    self._network.request_refresh()
+                self._retry_or_fail(batches, exc)
+        finally:
+            self._request_done(address, batches)
+
+    def _request_done(self, address: Address, batches: list[ProducerBatch]) -> None:
+        self._in_flight[address] -= 1
+        self._muted.difference_update(batch.tp for batch in batches)
+        self._notify_space()
+        if self._closed or self._accumulator.has_queued():  # else the sender has nothing to do yet
             self._wakeup_local()
 
     def _handle_response(self, batches: list[ProducerBatch], response: dict[str, Any]) -> None:
@@ -431,6 +453,8 @@ class AsyncProducer:
     def _retry_or_fail(self, batches: list[ProducerBatch], error: RaftKafkaError) -> None:
         retry_at = time.monotonic() + self.retry_backoff
         for batch in batches:
+            if batch.done:  # already failed, by an abort
+                continue
             if error.retriable and retry_at < batch.deadline:
                 log.warning("retrying %s-%d (%d records): %s", batch.topic, batch.partition, batch.record_count, error)
                 self._accumulator.reenqueue(batch, retry_at)
