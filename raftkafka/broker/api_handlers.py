@@ -7,7 +7,6 @@ Event loop thread only.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -25,7 +24,7 @@ from raftkafka.errors import (
 )
 from raftkafka.metadata.image import MetadataImage, TopicImage
 from raftkafka.net.api import ACKS_ALL, SUPPORTED_VERSIONS, ApiKey, field, topic_changes, topic_partition_lists
-from raftkafka.net.server import NO_RESPONSE, Handler
+from raftkafka.net.server import NO_RESPONSE, DeferredResponse, Handler
 from raftkafka.structs import BrokerInfo
 
 from .partition import NO_EPOCH
@@ -202,39 +201,9 @@ class BrokerApi:
         response, size = self._read(wanted, max_bytes, replica_id)
         if size >= min_bytes or max_wait_ms <= 0:
             return response
-        # Register for wake-ups now, in the same loop step as the read: an append after this point wakes us.
-        # (The coroutine below first runs a loop step later, after requests already read, e.g. a produce.)
-        keys = [(topic, partition) for topic, partition, _, _, _ in wanted]
-        deadline = time.monotonic() + max_wait_ms / 1000
-        waiter = self._watch(keys, replica_id)
-        return self._fetch_later(wanted, keys, max_bytes, min_bytes, replica_id, deadline, waiter)
-
-    def _watch(self, keys: list[tuple[str, int]], replica_id: int) -> asyncio.Future[None]:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.replicas.watch(keys, waiter, replica=replica_id >= 0)
-        return waiter
-
-    async def _fetch_later(
-        self,
-        wanted: FetchWanted,
-        keys: list[tuple[str, int]],
-        max_bytes: int,
-        min_bytes: int,
-        replica_id: int,
-        deadline: float,
-        waiter: asyncio.Future[None],
-    ) -> Any:
-        while True:
-            try:
-                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                    await waiter
-            except TimeoutError:
-                return self._read(wanted, max_bytes, replica_id)[0]
-            response, size = self._read(wanted, max_bytes, replica_id)
-            # A follower also returns at once for a new high watermark, so it learns it without delay.
-            if size >= min_bytes or replica_id >= 0 or time.monotonic() >= deadline:
-                return response
-            waiter = self._watch(keys, replica_id)
+        # Register for wake-ups now, in the same loop step as the read: an append after this point wakes us
+        # (requests already read in this step, e.g. a produce right behind the fetch, run after it).
+        return _LongPollFetch(self, wanted, max_bytes, min_bytes, replica_id, max_wait_ms / 1000).response
 
     def _read(self, wanted: FetchWanted, max_bytes: int, replica_id: int) -> tuple[Any, int]:
         replicas = self.replicas
@@ -381,3 +350,65 @@ def _describe(name: str, topic: TopicImage | None, include_config: bool) -> dict
         ],
         "config": dict(topic.config) if include_config else {},
     }
+
+
+class _LongPollFetch:
+    """A fetch waiting for ``min_bytes`` (a follower's: for anything new, records or high watermark): each
+    wake-up of its partitions reads again, and the read that has enough, or the one at the deadline, answers
+    through its ``DeferredResponse`` on the spot. A wake-up is one future callback, the deadline one timer:
+    no task, no timeout object."""
+
+    __slots__ = ("_api", "_keys", "_max_bytes", "_min_bytes", "_replica_id", "_timer", "_waiter", "_wanted",
+                 "deadline", "loop", "response")
+
+    def __init__(
+        self, api: BrokerApi, wanted: FetchWanted, max_bytes: int, min_bytes: int, replica_id: int, max_wait: float
+    ) -> None:
+        self._api = api
+        self._wanted = wanted
+        self._keys = [(topic, partition) for topic, partition, _, _, _ in wanted]
+        self._max_bytes = max_bytes
+        self._min_bytes = min_bytes
+        self._replica_id = replica_id
+        self.loop = asyncio.get_running_loop()
+        self.deadline = self.loop.time() + max_wait
+        self.response = DeferredResponse()
+        self.response.on_cancel = self._stop
+        self._timer = self.loop.call_at(self.deadline, self._expired)
+        self._waiter: asyncio.Future[None] | None = None
+        self._watch()
+
+    def _watch(self) -> None:
+        waiter = self._waiter = self.loop.create_future()
+        waiter.add_done_callback(self._woken)
+        self._api.replicas.watch(self._keys, waiter, replica=self._replica_id >= 0)
+
+    def _woken(self, waiter: asyncio.Future[None]) -> None:
+        if self.response.done or waiter.cancelled():
+            return
+        try:
+            body, size = self._api._read(self._wanted, self._max_bytes, self._replica_id)
+            # A follower also returns at once for a new high watermark, so it learns it without delay.
+            if size >= self._min_bytes or self._replica_id >= 0 or self.loop.time() >= self.deadline:
+                self._timer.cancel()
+                self.response.complete(body)
+            else:
+                self._watch()
+        except Exception as exc:  # answered as UNKNOWN_SERVER_ERROR (a RaftKafkaError as itself) and logged
+            self._stop()
+            self.response.fail(exc)
+
+    def _expired(self) -> None:
+        if self.response.done:
+            return
+        if self._waiter is not None:
+            self._waiter.cancel()
+        try:
+            self.response.complete(self._api._read(self._wanted, self._max_bytes, self._replica_id)[0])
+        except Exception as exc:
+            self.response.fail(exc)
+
+    def _stop(self) -> None:
+        self._timer.cancel()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.cancel()

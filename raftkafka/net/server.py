@@ -1,10 +1,12 @@
 """The asyncio request server: frames in, handler calls, frames out, one protocol object per connection.
 
-A handler is ``handler(version, body)`` returning the response body, an awaitable of it, or
-``NO_RESPONSE``; it raises a ``RaftKafkaError`` to answer with that error. Handlers that return a value
-directly are answered in request order before the next request is read, which keeps produce requests of
-one connection in order; awaitables (long-poll fetch, replicated writes) are answered when they finish,
-multiplexed by correlation id. Runs on the event loop thread only.
+A handler is ``handler(version, body)`` returning the response body, an awaitable of it, a
+``DeferredResponse``, or ``NO_RESPONSE``; it raises a ``RaftKafkaError`` to answer with that error. Handlers
+that return a value directly are answered in request order before the next request is read, which keeps
+produce requests of one connection in order; awaitables (replicated writes, forwarded requests) are answered
+when they finish, multiplexed by correlation id, through a task; a ``DeferredResponse`` (the long-poll
+fetch) is answered the moment the handler's own callback completes it, with no task in between. Runs on the
+event loop thread only.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
+from functools import partial
 from typing import Any, cast
 
 from raftkafka.errors import (
@@ -38,6 +41,56 @@ NO_RESPONSE = object()
 """Returned by a handler for a request that gets no answer (produce with acks=0)."""
 
 
+class DeferredResponse:
+    """A response its handler completes later, from a callback of its own (a long poll's wake-up or timer):
+    ``complete(body)`` or ``fail(error)`` writes the answer at once, no task and no loop iteration in between.
+
+    A handler returns one instead of an awaitable. If the connection closes first, ``cancelled`` becomes
+    True and ``on_cancel`` (if set) is called, so the handler can drop its timers and waiters; completing a
+    cancelled or completed response does nothing. Event loop thread only.
+    """
+
+    __slots__ = ("_early", "_reply", "cancelled", "done", "on_cancel")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.cancelled = False
+        self.on_cancel: Callable[[], None] | None = None
+        self._reply: Callable[[Any, BaseException | None], None] | None = None  # bound by the server
+        self._early: tuple[Any, BaseException | None] | None = None  # completed before the server bound it
+
+    def complete(self, body: Any) -> None:
+        """Answer with ``body``."""
+        self._finish(body, None)
+
+    def fail(self, error: BaseException) -> None:
+        """Answer with ``error`` (a ``RaftKafkaError``'s code, else ``UNKNOWN_SERVER_ERROR``)."""
+        self._finish(None, error)
+
+    def _finish(self, body: Any, error: BaseException | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        if self._reply is None:
+            self._early = (body, error)
+        else:
+            self._reply(body, error)
+
+    def _bind(self, reply: Callable[[Any, BaseException | None], None]) -> None:
+        self._reply = reply
+        if self._early is not None:
+            body, error = self._early
+            self._early = None
+            reply(body, error)
+
+    def _cancel(self) -> None:
+        if self.done:
+            return
+        self.done = self.cancelled = True
+        if self.on_cancel is not None:
+            self.on_cancel()
+
+
 class _ServerConnection(asyncio.Protocol):
     """One client connection. Reading pauses while too many requests are in flight or writes back up."""
 
@@ -50,6 +103,7 @@ class _ServerConnection(asyncio.Protocol):
         self._write_paused = False
         self._read_paused = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._deferred: set[DeferredResponse] = set()
         self._out: list[bytes] = []  # answers not yet handed to the transport (see _write)
         self._receiving = False
         self._flush_scheduled = False
@@ -66,6 +120,9 @@ class _ServerConnection(asyncio.Protocol):
         self._transport = None
         for task in list(self._tasks):
             task.cancel()
+        deferred, self._deferred = self._deferred, set()
+        for response in deferred:
+            response._cancel()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -118,7 +175,14 @@ class _ServerConnection(asyncio.Protocol):
             log.exception("handler for API %s failed", api_key)
             self._reply_error(correlation_id, UnknownServerError("internal error; see the server log"))
             return
-        if isinstance(result, Awaitable):
+        if type(result) is dict:  # the common case, checked before the costlier isinstance below
+            self._write(encode_response(correlation_id, 0, result))
+        elif type(result) is DeferredResponse:
+            self._in_flight += 1
+            self._update_reading()
+            self._deferred.add(result)
+            result._bind(partial(self._deferred_done, api_key, correlation_id, result))
+        elif isinstance(result, Awaitable):
             self._in_flight += 1
             self._update_reading()
             task = asyncio.ensure_future(self._finish(api_key, correlation_id, result))
@@ -127,24 +191,40 @@ class _ServerConnection(asyncio.Protocol):
         elif result is not NO_RESPONSE:
             self._write(encode_response(correlation_id, 0, result))
 
+    def _deferred_done(
+        self, api_key: int, correlation_id: int, response: DeferredResponse, body: Any, error: BaseException | None
+    ) -> None:
+        self._deferred.discard(response)
+        self._in_flight -= 1
+        if error is None:
+            self._write(encode_response(correlation_id, 0, body))
+        else:
+            self._reply_error(correlation_id, self._as_error(api_key, error))
+        self._update_reading()
+
     async def _finish(self, api_key: int, correlation_id: int, pending: Awaitable[Any]) -> None:
         try:
             result = await pending
-        except RaftKafkaError as exc:
-            self._reply_error(correlation_id, exc)
         except asyncio.CancelledError:
             raise
-        except TimeoutError:
-            self._reply_error(correlation_id, RequestTimedOutError(f"API {api_key} request timed out"))
-        except Exception:
-            log.exception("handler for API %s failed", api_key)
-            self._reply_error(correlation_id, UnknownServerError("internal error; see the server log"))
+        except Exception as exc:
+            self._reply_error(correlation_id, self._as_error(api_key, exc))
         else:
             if result is not NO_RESPONSE:
                 self._write(encode_response(correlation_id, 0, result))
         finally:
             self._in_flight -= 1
             self._update_reading()
+
+    @staticmethod
+    def _as_error(api_key: int, exc: BaseException) -> RaftKafkaError:
+        """The error a failed handler answers with."""
+        if isinstance(exc, RaftKafkaError):
+            return exc
+        if isinstance(exc, TimeoutError):
+            return RequestTimedOutError(f"API {api_key} request timed out")
+        log.error("handler for API %s failed", api_key, exc_info=exc)
+        return UnknownServerError("internal error; see the server log")
 
     def _reply_error(self, correlation_id: int, exc: RaftKafkaError) -> None:
         self._write(encode_response(correlation_id, exc.code, {"message": exc.message}))
