@@ -121,7 +121,7 @@ def test_decode_rejects_count_mismatch() -> None:
     buf = bytearray(_batch())
     header = validate_batch(buf)
     forged = read_header(buf)
-    wrong = type(forged)(**{**{f: getattr(forged, f) for f in forged.__slots__}, "record_count": 4})
+    wrong = forged._replace(record_count=4)
     with pytest.raises(CorruptBatchError, match="declares 4"):
         decode_records(buf, 0, wrong)
     assert decode_records(buf, 0, header) == RECORDS
