@@ -13,28 +13,14 @@ acyclic objects built at once would otherwise trigger collections that cost abou
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from itertools import repeat
 from operator import add
 
 from raftkafka.errors import CorruptBatchError, MessageTooLargeError
-from raftkafka.storage.record_batch import iter_batches, unpack_columns, validate_batch
+from raftkafka.storage.record_batch import LOG_OVERHEAD, check_crc, check_header, iter_batches, unpack_columns
 from raftkafka.structs import Record
 
 _new_record = tuple.__new__
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def decode_fetched(
@@ -45,8 +31,13 @@ def decode_fetched(
     Raises ``CorruptBatchError`` for a batch failing its CRC (when ``check_crcs``) or its decoding, and
     ``MessageTooLargeError`` when ``buf`` holds data but not one complete batch.
     """
-    with _collector_paused():
+    if not gc.isenabled():
         return _decode(topic, partition, buf, position, check_crcs)
+    gc.disable()
+    try:
+        return _decode(topic, partition, buf, position, check_crcs)
+    finally:
+        gc.enable()
 
 
 def _decode(topic: str, partition: int, buf: bytes, position: int, check_crcs: bool) -> tuple[list[Record], int]:
@@ -57,8 +48,10 @@ def _decode(topic: str, partition: int, buf: bytes, position: int, check_crcs: b
         complete = True
         if header.next_offset <= position:
             continue
-        if check_crcs:
-            validate_batch(buf, header.position)
+        if check_crcs:  # iter_batches saw the whole batch; its header is checked here, not read again
+            start = header.position
+            check_header(header, len(buf) - start)
+            check_crc(header, memoryview(buf)[start : start + header.batch_length + LOG_OVERHEAD])
         base = header.base_offset
         deltas, keys, values, headers = unpack_columns(buf, header.position, header)
         if base < position:
