@@ -354,12 +354,15 @@ def _describe(name: str, topic: TopicImage | None, include_config: bool) -> dict
 
 class _LongPollFetch:
     """A fetch waiting for ``min_bytes`` (a follower's: for anything new, records or high watermark): each
-    wake-up of its partitions reads again, and the read that has enough, or the one at the deadline, answers
-    through its ``DeferredResponse`` on the spot. A wake-up is one future callback, the deadline one timer:
-    no task, no timeout object."""
+    wake-up from its partitions reads again, and the read that has enough, or the one at the deadline, answers
+    through its ``DeferredResponse`` on the spot: no task, no timeout object, one timer handle.
 
-    __slots__ = ("_api", "_keys", "_max_bytes", "_min_bytes", "_replica_id", "_timer", "_waiter", "_wanted",
-                 "deadline", "loop", "response")
+    A consumer's fetch is woken from inside the append (or high watermark move) itself, so its answer is
+    written before the produce request's; a follower's is woken one loop step later, since its read updates
+    the leader's replication state, which is better not changed from inside a change of it."""
+
+    __slots__ = ("_api", "_keys", "_max_bytes", "_min_bytes", "_registration", "_timer", "_wanted", "deadline",
+                 "loop", "replica_id", "response")
 
     def __init__(
         self, api: BrokerApi, wanted: FetchWanted, max_bytes: int, min_bytes: int, replica_id: int, max_wait: float
@@ -369,28 +372,29 @@ class _LongPollFetch:
         self._keys = [(topic, partition) for topic, partition, _, _, _ in wanted]
         self._max_bytes = max_bytes
         self._min_bytes = min_bytes
-        self._replica_id = replica_id
+        self.replica_id = replica_id
         self.loop = asyncio.get_running_loop()
         self.deadline = self.loop.time() + max_wait
         self.response = DeferredResponse()
         self.response.on_cancel = self._stop
         self._timer = self.loop.call_at(self.deadline, self._expired)
-        self._waiter: asyncio.Future[None] | None = None
+        self._registration: _Registration | None = None
         self._watch()
 
     def _watch(self) -> None:
-        waiter = self._waiter = self.loop.create_future()
-        waiter.add_done_callback(self._woken)
-        self._api.replicas.watch(self._keys, waiter, replica=self._replica_id >= 0)
+        if self._registration is not None:
+            self._registration.live = False  # left in the partitions that did not wake it: dropped there
+        registration = self._registration = _Registration(self)
+        self._api.replicas.watch(self._keys, registration, replica=self.replica_id >= 0)
 
-    def _woken(self, waiter: asyncio.Future[None]) -> None:
-        if self.response.done or waiter.cancelled():
+    def woken(self) -> None:
+        if self.response.done:
             return
         try:
-            body, size = self._api._read(self._wanted, self._max_bytes, self._replica_id)
+            body, size = self._api._read(self._wanted, self._max_bytes, self.replica_id)
             # A follower also returns at once for a new high watermark, so it learns it without delay.
-            if size >= self._min_bytes or self._replica_id >= 0 or self.loop.time() >= self.deadline:
-                self._timer.cancel()
+            if size >= self._min_bytes or self.replica_id >= 0 or self.loop.time() >= self.deadline:
+                self._stop()
                 self.response.complete(body)
             else:
                 self._watch()
@@ -401,14 +405,38 @@ class _LongPollFetch:
     def _expired(self) -> None:
         if self.response.done:
             return
-        if self._waiter is not None:
-            self._waiter.cancel()
+        self._stop()
         try:
-            self.response.complete(self._api._read(self._wanted, self._max_bytes, self._replica_id)[0])
+            self.response.complete(self._api._read(self._wanted, self._max_bytes, self.replica_id)[0])
         except Exception as exc:
             self.response.fail(exc)
 
     def _stop(self) -> None:
         self._timer.cancel()
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.cancel()
+        if self._registration is not None:
+            self._registration.live = False
+
+
+class _Registration:
+    """One registration of a long-poll fetch with its partitions (``ReplicaManager.watch``). The first partition
+    to wake it retires it, and a fetch registering again retires its previous one, so partitions never hold
+    live duplicates of one fetch."""
+
+    __slots__ = ("fetch", "live")
+
+    def __init__(self, fetch: _LongPollFetch) -> None:
+        self.fetch = fetch
+        self.live = True
+
+    def done(self) -> bool:
+        return not self.live
+
+    def wake(self) -> None:
+        if not self.live:
+            return
+        self.live = False
+        fetch = self.fetch
+        if fetch.replica_id >= 0:
+            fetch.loop.call_soon(fetch.woken)
+        else:
+            fetch.woken()

@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from raftkafka.errors import (
     FencedLeaderEpochError,
@@ -47,6 +48,19 @@ NO_EPOCH = -1
 
 ClockMs = Callable[[], int]
 HighWatermarkListener = Callable[["Partition"], None]
+
+
+class FetchWaiter(Protocol):
+    """A long-poll fetch waiting on a partition (``add_reader``)."""
+
+    def done(self) -> bool:
+        """True once it needs no more wake-ups (answered, given up, or registered anew): it is dropped."""
+        ...
+
+    def wake(self) -> None:
+        """The partition has something new: called at once, from inside the change (an append, a high watermark
+        move, a change of leader), on the event loop thread. Must not raise; must not block."""
+        ...
 
 
 def monotonic_ms() -> int:
@@ -103,8 +117,8 @@ class Partition:
         self.producer_state: ProducerStateManager | None = None  # built on the first idempotent append led here
         self._high_watermark = min(high_watermark, log.log_end_offset)
         self._clock_ms = clock_ms
-        self._readers: list[asyncio.Future[None]] = []
-        self._replica_readers: list[asyncio.Future[None]] = []
+        self._readers: list[FetchWaiter] = []
+        self._replica_readers: list[FetchWaiter] = []
         self._delayed_produces: list[tuple[int, asyncio.Future[None]]] = []
 
     # -- role -----------------------------------------------------------------------------------------
@@ -338,22 +352,22 @@ class Partition:
             self.maybe_advance_high_watermark()
         return self.log.read(offset, max_bytes) if offset < end else b""
 
-    def add_reader(self, waiter: asyncio.Future[None], *, replica: bool = False) -> None:
-        """Resolve ``waiter`` when the high watermark moves (consumers) or, for a ``replica`` fetch, also
-        when records are appended."""
+    def add_reader(self, waiter: FetchWaiter, *, replica: bool = False) -> None:
+        """Wake ``waiter`` (once) when the high watermark moves (consumers) or, for a ``replica`` fetch, also
+        when records are appended; also when leadership moves or the replica leaves the broker."""
         readers = self._replica_readers if replica else self._readers
         if len(readers) >= MAX_WAITING_READERS:  # long polls that timed out on an idle partition: forget them
             readers[:] = [w for w in readers if not w.done()]
         readers.append(waiter)
 
     @staticmethod
-    def _wake(waiters: list[asyncio.Future[None]]) -> None:
+    def _wake(waiters: list[FetchWaiter]) -> None:
         if waiters:
             woken = waiters[:]
-            waiters.clear()
+            waiters.clear()  # a waiter registering again while woken goes into the emptied list
             for waiter in woken:
                 if not waiter.done():
-                    waiter.set_result(None)
+                    waiter.wake()
 
     # -- follower -----------------------------------------------------------------------------------------
 

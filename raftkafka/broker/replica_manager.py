@@ -31,7 +31,7 @@ from raftkafka.storage.log_config import LogConfig
 from raftkafka.storage.log_manager import LogManager
 from raftkafka.storage.record_batch import validate_batches
 
-from .partition import NO_EPOCH, ClockMs, Partition, monotonic_ms
+from .partition import NO_EPOCH, ClockMs, FetchWaiter, Partition, monotonic_ms
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +210,8 @@ class ReplicaManager:
             return exc.code, -1, -1, b""
         return 0, replica.high_watermark, replica.log.log_start_offset, records
 
-    def watch(self, keys: Iterable[TopicPartitionKey], waiter: asyncio.Future[None], *, replica: bool = False) -> None:
-        """Resolve ``waiter`` when any of ``keys`` gets new visible records (or, for a ``replica`` fetch, any
+    def watch(self, keys: Iterable[TopicPartitionKey], waiter: FetchWaiter, *, replica: bool = False) -> None:
+        """Wake ``waiter`` when any of ``keys`` gets new visible records (or, for a ``replica`` fetch, any
         new records or a new high watermark)."""
         for key in keys:
             partition = self.partitions.get(key)
