@@ -36,8 +36,18 @@ class Led:
     followers: dict[int, Follower] = field(default_factory=lambda: {2: Follower(2, 100, 0), 3: Follower(3, 100, 0)})
 
 
-def propose(p: Led, now_ms: int, epoch_start: int = 0) -> tuple[int, ...] | None:
-    return proposed_isr(1, p.replicas, p.isr, p.followers, p.high_watermark, epoch_start, now_ms, LAG_MS)
+def propose(
+    p: Led, now_ms: int, epoch_start: int = 0, eligible: frozenset[int] = frozenset({1, 2, 3})
+) -> tuple[int, ...] | None:
+    return proposed_isr(1, p.replicas, p.isr, p.followers, p.high_watermark, epoch_start, now_ms, LAG_MS, eligible)
+
+
+def test_a_fenced_follower_is_never_proposed_back() -> None:
+    # the controller fenced broker 3 and took it out of the ISR: its log end offset still equals the (idle)
+    # high watermark and it caught up recently, but a proposal would hold the high watermark back for nothing
+    p = Led(isr=(1, 2))
+    assert propose(p, now_ms=10, eligible=frozenset({1, 2})) is None
+    assert propose(p, now_ms=10) == (1, 2, 3)  # once unfenced it may rejoin
 
 
 def test_in_sync_followers_keep_the_isr() -> None:
@@ -97,8 +107,8 @@ class Channel:
 
 
 def manager(partitions: list[Led], channel: Channel, clock: list[int]) -> IsrManager:
-    return IsrManager(1, channel, lambda: partitions, lambda: 42, lambda p: 0, lag_time_max_ms=LAG_MS,
-                      clock_ms=lambda: clock[0])  # fmt: skip
+    return IsrManager(1, channel, lambda: partitions, lambda: 42, lambda p: 0, lambda: {1, 2, 3},
+                      lag_time_max_ms=LAG_MS, clock_ms=lambda: clock[0])  # fmt: skip
 
 
 def test_one_proposal_in_flight_per_partition_until_the_image_shows_it() -> None:

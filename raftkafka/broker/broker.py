@@ -172,6 +172,7 @@ class Broker:
             self.replicas.partitions.values,
             lambda: self.lifecycle.broker_epoch,
             leader_epoch_start_offset,  # type: ignore[arg-type]
+            lambda: {broker.node_id for broker in self.metadata.image.live_brokers()},
             lag_time_max_ms=self.config.replica_lag_time_max_ms,
             clock_ms=monotonic_ms,
         )

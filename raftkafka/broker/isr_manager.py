@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -81,13 +82,16 @@ def proposed_isr(
     epoch_start_offset: int,
     now_ms: int,
     lag_time_max_ms: int,
+    eligible: AbstractSet[int],
 ) -> tuple[int, ...] | None:
     """The ISR the leader should ask for (in replica order), or None when the current one is right.
 
     A follower lags when it has not caught up for longer than ``lag_time_max_ms``; an out-of-sync one
-    rejoins when it does not lag and its log end offset reached the high watermark and the start offset
+    rejoins when it does not lag, its log end offset reached the high watermark and the start offset
     of the leader's epoch (so a dead follower whose log end offset still equals an idle high watermark
-    does not flap back in).
+    does not flap back in), and it is ``eligible``: a registered, unfenced broker (Kafka's KIP-841). A
+    fenced broker the controller took out of the ISR is never proposed again while fenced: the proposal
+    would be refused, and while it is pending the high watermark waits for that dead replica.
     """
     members = set(isr)
     lagging = {
@@ -99,6 +103,7 @@ def proposed_isr(
         node_id
         for node_id, follower in followers.items()
         if node_id not in members
+        and node_id in eligible
         and node_id not in lagging
         and follower.log_end_offset >= 0
         and follower.log_end_offset >= high_watermark
@@ -137,6 +142,7 @@ class IsrManager:
         partitions: Callable[[], Iterable[LedPartition]],
         broker_epoch: Callable[[], int],
         epoch_start_offset: Callable[[LedPartition], int],
+        eligible: Callable[[], AbstractSet[int]],
         *,
         lag_time_max_ms: int,
         clock_ms: ClockMs,
@@ -152,6 +158,7 @@ class IsrManager:
         self._partitions = partitions
         self._broker_epoch = broker_epoch
         self._epoch_start_offset = epoch_start_offset
+        self._eligible = eligible
         self._clock_ms = clock_ms
         self._in_flight_timeout_ms = in_flight_timeout_ms
         self._in_flight: dict[tuple[str, int], _InFlight] = {}
@@ -160,6 +167,7 @@ class IsrManager:
     def check(self) -> list[IsrChange]:
         """The ISR changes to ask for now (each partition then counts as in flight until answered or applied)."""
         now = self._clock_ms()
+        eligible = self._eligible()
         changes = []
         for partition in self._partitions():
             if not partition.is_leader:
@@ -183,6 +191,7 @@ class IsrManager:
                 self._epoch_start_offset(partition),
                 now,
                 self.lag_time_max_ms,
+                eligible,
             )
             partition.pending_isr = new_isr
             if new_isr is None:
