@@ -10,8 +10,13 @@ partition's next sequence number, so a retry resends the same bytes and the part
 duplicate with the stored offset. At most one batch per partition is in flight (Kafka allows five, putting
 retries back in sequence order; one is the simple correct rule), so a retry never overtakes a later batch.
 ``try_append`` is the per-record hot path and is safe to call from any thread: the sync ``Producer`` calls
-it directly from user threads. A PRODUCE request is written by the sender itself and its answer handled by
-the connection's callback (``ClientNetwork.send``): no task per request.
+it directly from user threads.
+
+The sender is a loop callback, not a task: a wake-up schedules one round (drain, dispatch), however often
+it is asked for before the round runs. A PRODUCE request is written by the round itself and its answer
+handled by the connection's callback (``ClientNetwork.send``): no task per request. With ``linger_ms=0``
+and no request in flight, ``send`` runs the round at once, so a lone record leaves before ``send`` returns;
+records sent while requests are in flight still gather into batches.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import time
 from collections.abc import Sequence
 from functools import partial
 from time import time_ns
-from typing import Any
+from typing import Any, cast
 from zlib import crc32
 
 from raftkafka.client.accumulator import RECORD_OVERHEAD, ProducerBatch, RecordAccumulator, RecordFuture
@@ -117,8 +122,9 @@ class AsyncProducer:
         self._requests: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
-        self._sender: asyncio.Task[None] | None = None
-        self._wake: asyncio.Future[None] | None = None
+        self._sender: asyncio.Future[None] | None = None  # resolved once closed and every batch is done
+        self._round: asyncio.Handle | None = None  # the sender round a wake-up scheduled
+        self._timer: asyncio.TimerHandle | None = None  # the round when the next batch is ripe
         self._space: asyncio.Future[None] | None = None
         self._closed = False
 
@@ -135,7 +141,10 @@ class AsyncProducer:
         except BaseException:
             await self._network.close()
             raise
-        self._sender = self._loop.create_task(self._run_sender(), name="raftkafka-producer-sender")
+        self._sender = self._loop.create_future()
+        if self.idempotent:
+            self._track(self._loop.create_task(self._init_producer_id()))
+        self._wakeup_local()
 
     async def __aenter__(self) -> AsyncProducer:
         await self.start()
@@ -158,10 +167,10 @@ class AsyncProducer:
             except TimeoutError:
                 pass
             self._accumulator.abort(ClientClosedError("the producer was closed before the record was sent"))
-            self._sender.cancel()
-            for task in (self._sender, *self._requests):
+            self._stop_sender()
+            for task in self._requests:
                 task.cancel()
-            await asyncio.gather(self._sender, *self._requests, return_exceptions=True)
+            await asyncio.gather(*self._requests, return_exceptions=True)
         await self._network.close()
 
     # sending --------------------------------------------------------------------------------------
@@ -229,6 +238,9 @@ class AsyncProducer:
         """
         future = self.try_append(topic, value, key, headers, partition, timestamp_ms)
         if future is not None:
+            if self._round is not None and self._accumulator.linger == 0 and not any(self._in_flight.values()):
+                self._round.cancel()  # nothing to wait for: send now rather than one loop step later
+                self._send_round()
             return future
         if self._closed:
             raise ClientClosedError("the producer is closed")
@@ -290,9 +302,8 @@ class AsyncProducer:
             self._loop.call_soon_threadsafe(self._wakeup_local)
 
     def _wakeup_local(self) -> None:
-        wake = self._wake
-        if wake is not None and not wake.done():
-            wake.set_result(None)
+        if self._round is None and self._sender is not None and not self._sender.done():
+            self._round = cast(asyncio.AbstractEventLoop, self._loop).call_soon(self._send_round)
 
     def _sendable(self, tp: TopicPartition) -> bool:
         leader = self._network.cluster.leader(tp)
@@ -304,13 +315,17 @@ class AsyncProducer:
             return False
         return self._in_flight.get((leader.host, leader.port), 0) < self.max_in_flight
 
-    async def _run_sender(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _send_round(self) -> None:
+        """One round of the sender: fail expired batches, send the ready ones, and plan the next round."""
+        self._round = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        sender = self._sender
+        if sender is None or sender.done():
+            return
         accumulator = self._accumulator
-        if self.idempotent:
-            self._track(loop.create_task(self._init_producer_id()))
-        while True:
-            self._wake = wake = loop.create_future()
+        try:
             ready, expired, delay = accumulator.drain(self._sendable)
             for batch in expired:
                 accumulator.complete(batch, -1, KafkaTimeoutError(
@@ -321,15 +336,25 @@ class AsyncProducer:
                 self._notify_space()
             if ready:
                 self._dispatch(ready)
-            if self._closed and accumulator.incomplete == 0:
-                return
-            if delay is not None and delay <= 0:
-                await asyncio.sleep(0)
-                continue
-            timer = loop.call_later(delay, self._wakeup_local) if delay is not None else None
-            await wake
-            if timer is not None:
-                timer.cancel()
+        except Exception as exc:  # a bug: stop sending, and let close() raise it
+            log.exception("the producer's sender failed")
+            sender.set_exception(exc)
+            return
+        if self._closed and accumulator.incomplete == 0:
+            sender.set_result(None)
+        elif delay is not None:
+            if delay <= 0:
+                self._wakeup_local()
+            else:
+                self._timer = cast(asyncio.AbstractEventLoop, self._loop).call_later(delay, self._wakeup_local)
+
+    def _stop_sender(self) -> None:
+        for handle in (self._round, self._timer):
+            if handle is not None:
+                handle.cancel()
+        self._round = self._timer = None
+        if self._sender is not None and not self._sender.done():
+            self._sender.set_result(None)
 
     def _dispatch(self, batches: list[ProducerBatch]) -> None:
         by_leader: dict[Address, list[ProducerBatch]] = {}
