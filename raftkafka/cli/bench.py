@@ -1,10 +1,11 @@
-"""``raftkafka bench produce|consume|e2e|metadata|failover|rebalance|compare``: one workload per subcommand, one module
-per workload in ``raftkafka.bench``; figures on stdout (one JSON object with ``--json``), progress on stderr."""
+"""``raftkafka bench produce|consume|e2e|metadata|failover|rebalance|compare|soak|scaling``: one workload per
+subcommand, one module per workload in ``raftkafka.bench``; figures on stdout (one JSON object with ``--json``),
+progress on stderr."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -546,3 +547,166 @@ def compare(
     report(
         lambda: run_compare(settings, show_progress=not as_json, on_system=show), as_json=as_json, log_level=log_level
     )
+
+
+@bench.command()
+@click.option(
+    "--cluster",
+    type=click.Choice(CLUSTER_KINDS),
+    default=None,
+    help="Start a cluster for the run instead of using --bootstrap, and watch all its processes: one `raftkafka "
+    "dev` process, or 3 controllers and 3 brokers.",
+)
+@click.option(
+    "--pid",
+    "pids",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="With --bootstrap: a server process to watch (repeat for several).",
+)
+@click.option(
+    "--duration",
+    "duration_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=600.0,
+    show_default=True,
+    help="Seconds of load after the warm-up.",
+)
+@click.option(
+    "--warmup-s",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds of load before the start sample.",
+)
+@click.option("--rate", type=click.IntRange(min=1), default=20_000, show_default=True, help="Records per second.")
+@click.option(
+    "--record-size", type=click.IntRange(min=8), default=100, show_default=True, help="Value bytes (>= 8)."
+)
+@click.option("--topic", default="raftkafka-bench-soak", show_default=True, help="Topic (created when missing).")
+@click.option(
+    "--partitions", type=click.IntRange(min=1), default=4, show_default=True, help="Partitions when created."
+)
+@click.option(
+    "--replication-factor",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Replication factor when the topic is created  [default: 3 on --cluster 3x3, else 1].",
+)
+@click.option("--acks", type=click.Choice(["0", "1", "all"]), default="1", show_default=True, help="Producer acks.")
+@click.option(
+    "--sample-s", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True, help="RSS sampling."
+)
+@click.option(
+    "--growth-limit-mb",
+    type=click.FloatRange(min=0),
+    default=50.0,
+    show_default=True,
+    help="RSS growth (end - start) a process must stay below.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (no progress).")
+@bootstrap_option
+@config_option
+@log_level_option
+def soak(
+    cluster: str | None, pids: tuple[int, ...], as_json: bool, bootstrap: str, log_level: str, **options: Any
+) -> None:
+    """Produce and consume at once at a fixed --rate for --duration seconds and watch the servers' memory.
+
+    Measures memory, not speed: every --sample-s seconds the RSS (VmRSS of /proc/PID/status) of each process of the
+    own --cluster (or each --pid) is read. Each record carries a sequence number and goes to partition
+    sequence % --partitions; the consumer, reading from where the topic ended, checks that every acknowledged record
+    arrives once and in order per partition. Prints per process the RSS when idle, at the start (after --warmup-s of
+    load), at the end and its max, the growth (end - start), and whether it stays below --growth-limit-mb (issue 6's
+    target: 50 MB). Exits 1 when a record is missing or out of order or a growth is over the limit.
+    """
+    from raftkafka.bench.soak import ProcessMemory, SoakSettings, run_soak
+
+    def show(seconds: float, produced: int, consumed: int, processes: Sequence[ProcessMemory]) -> None:
+        if not as_json:
+            rss = ", ".join(
+                f"{p.name} {'-' if p.samples[-1][1] is None else f'{p.samples[-1][1] / 1024:.1f}'} MB"
+                for p in processes
+            )
+            click.echo(
+                f"soak {seconds:6.0f} s: {produced:,} produced, {consumed:,} consumed; RSS {rss or '(none)'}",
+                err=True,
+            )
+
+    settings = SoakSettings(bootstrap=bootstrap, cluster=cluster, pids=pids, **options)
+    result: list[Any] = []
+
+    def measure() -> Report:
+        result.append(run_soak(settings, on_sample=show))
+        return result[0]  # type: ignore[no-any-return]
+
+    report(measure, as_json=as_json, log_level=log_level)
+    if result and not result[0].ok:
+        raise SystemExit(1)
+
+
+@bench.command()
+@click.option(
+    "--cluster",
+    type=click.Choice(CLUSTER_KINDS),
+    default=None,
+    help="Start a cluster for the run instead of using --bootstrap: one `raftkafka dev` process, or 3 "
+    "controllers and 3 brokers.",
+)
+@click.option(
+    "--sizes", default="10,100,1000,10000,100000", show_default=True, help="Record sizes of the size scan (bytes)."
+)
+@click.option("--partitions", default="1,4,16,64", show_default=True, help="Partition counts of the partition scan.")
+@click.option(
+    "--max-records", type=click.IntRange(min=1), default=300_000, show_default=True, help="Records per run, at most."
+)
+@click.option(
+    "--max-mb",
+    type=click.FloatRange(min=0, min_open=True),
+    default=200.0,
+    show_default=True,
+    help="Payload MB per run, at most (fewer records for big ones).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (no progress).")
+@bootstrap_option
+@config_option
+@log_level_option
+def scaling(
+    cluster: str | None,
+    sizes: str,
+    partitions: str,
+    max_records: int,
+    max_mb: float,
+    as_json: bool,
+    bootstrap: str,
+    log_level: str,
+) -> None:
+    """How produce and consume throughput scale with record size (on 1 partition) and partitions (100-byte records).
+
+    Each point is one `bench produce` run (acks=1, linger 5 ms, 256 KiB batches) on a topic of its own, then one
+    `bench consume` run reading those records back; each moves at most --max-records records and --max-mb MB (a
+    tenth more as warm-up). Prints two tables of records/s and MB/s.
+    """
+    from raftkafka.bench.scaling import ScalingPoint, ScalingSettings, parse_counts, run_scaling
+
+    def show(point: ScalingPoint) -> None:
+        if not as_json:
+            click.echo(
+                f"scaling: {point.record_size} B x {point.partitions} partitions: produce "
+                f"{point.produce.throughput.records_per_s:,.0f} records/s, consume "
+                f"{point.consume.throughput.records_per_s:,.0f} records/s",
+                err=True,
+            )
+
+    def measure() -> Report:
+        settings = ScalingSettings(
+            bootstrap=bootstrap,
+            cluster=cluster,
+            sizes=parse_counts(sizes, "--sizes", minimum=0),
+            partitions=parse_counts(partitions, "--partitions"),
+            max_records=max_records,
+            max_mb=max_mb,
+        )
+        return run_scaling(settings, show_progress=not as_json, on_point=show)
+
+    report(measure, as_json=as_json, log_level=log_level)
