@@ -226,8 +226,8 @@ class Connection(asyncio.Protocol):
             _, api_key, timeout = deadlines.pop(correlation_id)
             receiver = self._pending.pop(correlation_id, None)
             if receiver is not None and not receiver.done():  # a future its caller cancelled just goes
-                name = ApiKey(api_key).name if api_key in ApiKey._value2member_map_ else f"API {api_key}"
-                timed_out.append((receiver, f"{name} request to {self.address} unanswered after {timeout:g} s"))
+                message = f"{_api_name(api_key)} request to {self.address} unanswered after {timeout:g} s"
+                timed_out.append((receiver, message))
         if timed_out:
             log.debug("closing the connection to %s: %s", self.address, timed_out[0][1])
             for receiver, message in timed_out:
@@ -250,3 +250,10 @@ class Connection(asyncio.Protocol):
             if not future.done():
                 future.set_exception(exc)
         self.resume_writing()
+
+
+def _api_name(api_key: int) -> str:
+    try:
+        return ApiKey(api_key).name
+    except ValueError:
+        return f"API {api_key}"
