@@ -49,8 +49,8 @@ class ScalingSettings:
     cluster: str | None = None
     sizes: tuple[int, ...] = RECORD_SIZES
     partitions: tuple[int, ...] = PARTITION_COUNTS
-    max_records: int = 300_000
-    max_mb: float = 200.0
+    max_records: int = 1_000_000
+    max_mb: float = 500.0
     topic_prefix: str = "raftkafka-bench-scaling"
 
     def validate(self) -> ScalingSettings:

@@ -658,12 +658,12 @@ def soak(
 )
 @click.option("--partitions", default="1,4,16,64", show_default=True, help="Partition counts of the partition scan.")
 @click.option(
-    "--max-records", type=click.IntRange(min=1), default=300_000, show_default=True, help="Records per run, at most."
+    "--max-records", type=click.IntRange(min=1), default=1_000_000, show_default=True, help="Records per run, at most."
 )
 @click.option(
     "--max-mb",
     type=click.FloatRange(min=0, min_open=True),
-    default=200.0,
+    default=500.0,
     show_default=True,
     help="Payload MB per run, at most (fewer records for big ones).",
 )
