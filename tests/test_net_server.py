@@ -20,7 +20,7 @@ from raftkafka.errors import (
 from raftkafka.net.api import ApiKey, field
 from raftkafka.net.connection import Connection
 from raftkafka.net.frame import LENGTH, FrameDecoder, decode_response, encode_request
-from raftkafka.net.server import NO_RESPONSE, RequestServer
+from raftkafka.net.server import NO_RESPONSE, DeferredResponse, RequestServer
 
 
 def _echo(version: int, body: Any) -> Any:
@@ -120,6 +120,44 @@ async def test_a_cancelled_request_past_its_timeout_leaves_the_connection_open(s
     assert not conn.closed
     assert await conn.send(ApiKey.METADATA, 0, {"value": 4}, timeout=1.0) == {"echo": 4}
     conn.close()
+
+
+async def test_deferred_responses_are_answered_when_completed_and_cancelled_with_their_connection() -> None:
+    handed_out: asyncio.Queue[DeferredResponse] = asyncio.Queue()
+    cancelled = asyncio.Event()
+
+    def deferred(version: int, body: Any) -> Any:
+        response = DeferredResponse()
+        if body.get("at_once"):
+            response.complete({"early": True})  # completed before the server has bound it
+        response.on_cancel = cancelled.set
+        handed_out.put_nowait(response)
+        return response
+
+    srv = RequestServer({ApiKey.FETCH: deferred})
+    conn = await Connection.open(*await srv.start("127.0.0.1", 0))
+    try:
+        assert await conn.request(ApiKey.FETCH, 0, {"at_once": True}) == {"early": True}
+        await handed_out.get()
+        first, second = conn.send(ApiKey.FETCH, 0, {}), conn.send(ApiKey.FETCH, 0, {})
+        one, two = await handed_out.get(), await handed_out.get()
+        two.fail(InvalidRequestError("no"))
+        one.complete({"n": 1})
+        assert await first == {"n": 1}
+        with pytest.raises(InvalidRequestError):
+            await second
+        assert one.on_cancel is None and not one.cancelled  # done: its callbacks are let go
+        parked = conn.send(ApiKey.FETCH, 0, {})
+        three = await handed_out.get()
+        conn.close()
+        with pytest.raises(NetworkError):
+            await parked
+        await asyncio.wait_for(cancelled.wait(), 5)
+        assert three.cancelled and three.done
+        three.complete({"too": "late"})  # nothing to answer any more: ignored
+    finally:
+        conn.close()
+        await srv.close()
 
 
 async def _raw_exchange(address: tuple[str, int], data: bytes) -> bytes:

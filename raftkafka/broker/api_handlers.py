@@ -359,7 +359,10 @@ class _LongPollFetch:
 
     A consumer's fetch is woken from inside the append (or high watermark move) itself, so its answer is
     written before the produce request's; a follower's is woken one loop step later, since its read updates
-    the leader's replication state, which is better not changed from inside a change of it."""
+    the leader's replication state, which is better not changed from inside a change of it. Once answered it
+    drops its timer and registration (and its response its callbacks): nothing of it is left in a reference
+    cycle, so it is freed at once instead of feeding the cyclic garbage collector (whose pauses, every few
+    dozen round trips, showed in the e2e p99)."""
 
     __slots__ = ("_api", "_keys", "_max_bytes", "_min_bytes", "_registration", "_timer", "_wanted", "deadline",
                  "loop", "replica_id", "response")
@@ -377,13 +380,13 @@ class _LongPollFetch:
         self.deadline = self.loop.time() + max_wait
         self.response = DeferredResponse()
         self.response.on_cancel = self._stop
-        self._timer = self.loop.call_at(self.deadline, self._expired)
+        self._timer: asyncio.TimerHandle | None = self.loop.call_at(self.deadline, self._expired)
         self._registration: _Registration | None = None
         self._watch()
 
     def _watch(self) -> None:
         if self._registration is not None:
-            self._registration.live = False  # left in the partitions that did not wake it: dropped there
+            self._registration.retire()  # left in the partitions that did not wake it: dropped there
         registration = self._registration = _Registration(self)
         self._api.replicas.watch(self._keys, registration, replica=self.replica_id >= 0)
 
@@ -412,9 +415,12 @@ class _LongPollFetch:
             self.response.fail(exc)
 
     def _stop(self) -> None:
-        self._timer.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._registration is not None:
-            self._registration.live = False
+            self._registration.retire()
+            self._registration = None
 
 
 class _Registration:
@@ -422,20 +428,21 @@ class _Registration:
     to wake it retires it, and a fetch registering again retires its previous one, so partitions never hold
     live duplicates of one fetch."""
 
-    __slots__ = ("fetch", "live")
+    __slots__ = ("fetch",)
 
     def __init__(self, fetch: _LongPollFetch) -> None:
-        self.fetch = fetch
-        self.live = True
+        self.fetch: _LongPollFetch | None = fetch
 
     def done(self) -> bool:
-        return not self.live
+        return self.fetch is None
+
+    def retire(self) -> None:
+        self.fetch = None
 
     def wake(self) -> None:
-        if not self.live:
+        fetch, self.fetch = self.fetch, None
+        if fetch is None:
             return
-        self.live = False
-        fetch = self.fetch
         if fetch.replica_id >= 0:
             fetch.loop.call_soon(fetch.woken)
         else:

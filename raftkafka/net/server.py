@@ -47,7 +47,9 @@ class DeferredResponse:
 
     A handler returns one instead of an awaitable. If the connection closes first, ``cancelled`` becomes
     True and ``on_cancel`` (if set) is called, so the handler can drop its timers and waiters; completing a
-    cancelled or completed response does nothing. Event loop thread only.
+    cancelled or completed response does nothing. Once done it lets go of its callbacks, so a handler object
+    that holds it and is held by ``on_cancel`` is freed at once, not left to the cyclic garbage collector.
+    Event loop thread only.
     """
 
     __slots__ = ("_early", "_reply", "cancelled", "done", "on_cancel")
@@ -71,24 +73,28 @@ class DeferredResponse:
         if self.done:
             return
         self.done = True
-        if self._reply is None:
+        self.on_cancel = None
+        reply, self._reply = self._reply, None
+        if reply is None:
             self._early = (body, error)
         else:
-            self._reply(body, error)
+            reply(body, error)
 
     def _bind(self, reply: Callable[[Any, BaseException | None], None]) -> None:
-        self._reply = reply
         if self._early is not None:
             body, error = self._early
             self._early = None
             reply(body, error)
+        elif not self.done:
+            self._reply = reply
 
     def _cancel(self) -> None:
         if self.done:
             return
         self.done = self.cancelled = True
-        if self.on_cancel is not None:
-            self.on_cancel()
+        on_cancel, self.on_cancel, self._reply = self.on_cancel, None, None
+        if on_cancel is not None:
+            on_cancel()
 
 
 class _ServerConnection(asyncio.Protocol):
