@@ -212,7 +212,7 @@ def test_delete_groups_and_offsets_retention(tmp_path: Path) -> None:
             [(_, error)] = await quorum.groups.delete_groups(["nope"])
             assert isinstance(error, GroupIdNotFoundError)
             await quorum.groups.commit_offsets("g", "a", a.generation, [("events", 0, 3)])
-            quorum.groups.leave("g", "a")
+            await quorum.groups.leave("g", "a")
 
             async def expired() -> bool:
                 return "g" not in quorum.image.groups
@@ -237,6 +237,6 @@ def test_bad_joins_are_refused(tmp_path: Path) -> None:
             await quorum.groups.join(join("a", strategies=("roundrobin",)))
             with pytest.raises(InconsistentGroupProtocolError):
                 await quorum.groups.join(join("b", strategies=("range",)))
-            quorum.groups.leave("g", "nobody")  # not an error
+            await quorum.groups.leave("g", "nobody")  # not an error
 
     asyncio.run(main())

@@ -87,7 +87,7 @@ class GroupApi:
         return {}
 
     async def leave_group(self, body: Any) -> Any:
-        self.coordinator.leave(field(body, "group_id", str), field(body, "member_id", str))
+        await self.coordinator.leave(field(body, "group_id", str), field(body, "member_id", str))
         return {}
 
     async def offset_commit(self, body: Any) -> Any:

@@ -208,14 +208,18 @@ class GroupCoordinator:
         if current is None or current.generation != generation or current.member(member_id) is None:
             raise IllegalGenerationError(f"generation {generation} of group {group_id!r} is over: join again")
 
-    def leave(self, group_id: str, member_id: str) -> None:
-        """Remove the member (if it is one); the group rebalances without it."""
+    async def leave(self, group_id: str, member_id: str) -> None:
+        """Remove the member (if it is one); the group rebalances without it. When it was the last member, the
+        answer waits for the empty generation to commit, so the group reads as empty right after."""
         self._current()
         group = self._groups.get(group_id)
         if group is None or member_id not in group.members:
             return
         logger.info("member %s leaves group %s", member_id, group_id)
         self._remove(group, [member_id], UnknownMemberIdError("the member left the group"))
+        if not group.members and group.completing is not None:
+            await asyncio.wait([group.completing])  # neither cancels it nor raises its cancellation
+            self._current()
 
     # -- offsets --
 
