@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from raftkafka.bench.group_consumer import GO, STOP, command_line
-from raftkafka.bench.local_cluster import LOG_TAIL_BYTES, _die_with_parent
+from raftkafka.bench.local_cluster import _die_with_parent, file_tail
 from raftkafka.client import Admin
 from raftkafka.errors import KafkaTimeoutError, RaftKafkaError
 from raftkafka.structs import GroupDescription
@@ -146,11 +146,7 @@ class ConsumerProcess:
 
     def log_tail(self) -> str:
         """The end of the process's log (its stderr)."""
-        if not self.log_path.exists():
-            return ""
-        with open(self.log_path, "rb") as file:
-            file.seek(max(0, self.log_path.stat().st_size - LOG_TAIL_BYTES))
-            return file.read().decode(errors="replace")
+        return file_tail(self.log_path)
 
 
 def _read_events(

@@ -43,6 +43,29 @@ START_TIMEOUT_S = 60.0
 POLL_S = 0.05
 REQUEST_TIMEOUT_S = 2.0
 LOG_TAIL_BYTES = 4000
+
+
+def kill_process_group(proc: subprocess.Popen[Any] | None) -> None:
+    """SIGKILL the process group led by ``proc`` (started with a new session) and reap ``proc``."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def file_tail(path: Path, max_bytes: int = LOG_TAIL_BYTES) -> str:
+    """The last ``max_bytes`` of a log file ("" when it does not exist)."""
+    if not path.exists():
+        return ""
+    with open(path, "rb") as file:
+        file.seek(max(0, path.stat().st_size - max_bytes))
+        return file.read().decode(errors="replace")
+
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -119,14 +142,7 @@ class ClusterProcess:
 
     def kill(self) -> None:
         """SIGKILL the process group and reap it (a crash: nothing is flushed or closed)."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc.wait()
+        kill_process_group(self.proc)
 
     async def wait_serving(self, timeout: float = START_TIMEOUT_S) -> None:
         """Wait until the node answers API_VERSIONS; ``KafkaTimeoutError`` (with its log tail) if it does not."""
@@ -145,11 +161,7 @@ class ClusterProcess:
 
     def log_tail(self) -> str:
         """The end of the node's log file."""
-        if not self.log_path.exists():
-            return ""
-        with open(self.log_path, "rb") as file:
-            file.seek(max(0, self.log_path.stat().st_size - LOG_TAIL_BYTES))
-            return file.read().decode(errors="replace")
+        return file_tail(self.log_path)
 
     def __str__(self) -> str:
         return f"{self.plan.role} {self.node_id} ({self.address})"

@@ -11,14 +11,20 @@ import importlib
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from raftkafka.bench.local_cluster import HOST, LOG_TAIL_BYTES, PORT_RANGE, _die_with_parent, port_is_free
+from raftkafka.bench.local_cluster import (
+    HOST,
+    PORT_RANGE,
+    _die_with_parent,
+    file_tail,
+    kill_process_group,
+    port_is_free,
+)
 from raftkafka.errors import KafkaTimeoutError
 
 SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
@@ -107,19 +113,8 @@ class ServerProcess:
 
     def stop(self) -> None:
         """SIGKILL the process group and reap it."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc.wait()
+        kill_process_group(self.proc)
 
     def log_tail(self) -> str:
         """The end of the server's log file."""
-        if not self.log_path.exists():
-            return ""
-        with open(self.log_path, "rb") as file:
-            file.seek(max(0, self.log_path.stat().st_size - LOG_TAIL_BYTES))
-            return file.read().decode(errors="replace")
+        return file_tail(self.log_path)
