@@ -29,6 +29,15 @@ def init_producer_id(address: str) -> tuple[int, int]:
     return body["producer_id"], body["producer_epoch"]
 
 
+def answers_init_producer_id(controller: Node) -> Node | None:
+    """``controller`` if it hands out producer ids now (it is the active controller), else None."""
+    try:
+        error, _ = request(controller.address, ApiKey.INIT_PRODUCER_ID, {"timeout_ms": 5_000}, timeout=10)
+    except OSError:
+        return None
+    return controller if error == 0 else None
+
+
 def create_topic(address: str, replication_factor: int = 1, config: dict[str, str] | None = None) -> None:
     topic = {"name": TOPIC, "partitions": 1, "replication_factor": replication_factor, "config": config or {}}
     error, body = request(address, ApiKey.CREATE_TOPICS, {"topics": [topic], "timeout_ms": 10_000})
@@ -135,8 +144,10 @@ def test_producer_ids_stay_unique_across_a_controller_kill9(cluster: LocalCluste
     victim.kill9()
     after = [init_producer_id(via[i % 3]) for i in range(6)]  # brokers find the new active controller
     victim.start().wait_serving()
-    active = active_controller(cluster)
-    direct = [init_producer_id(active.address) for _ in range(2)]  # the controller answers it itself too
+    # the controller answers it itself too; the restarted voter may cost one more election first, so the
+    # agreed leader can still be activating (a retriable NOT_CONTROLLER)
+    active = wait_for(lambda: answers_init_producer_id(active_controller(cluster)), 20, "an active controller")
+    direct = [init_producer_id(active.address) for _ in range(2)]  # type: ignore[attr-defined]
     ids = [pid for pid, _ in before + after + direct]
     assert len(set(ids)) == len(ids), ids
     assert min(pid for pid, _ in after) >= 1000  # the new controller reserved its own block
