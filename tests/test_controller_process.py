@@ -105,16 +105,16 @@ def metadata_log(node: Node) -> tuple[list[tuple[int, Any]], MetadataImage]:
 
 
 def test_registration_heartbeats_failover_and_identical_logs(quorum: LocalCluster) -> None:
-    leader = active_controller(quorum)
-    follower = next(node for node in quorum.controllers if node is not leader)
-
-    def hint() -> str:
+    def hinted() -> Node | None:
+        """The active controller, once a follower's NOT_CONTROLLER names it (the follower learns the leader's
+        listener when the leader's RegisterController record reaches it; asked again after an election)."""
+        leader = active_controller(quorum)
+        follower = next(node for node in quorum.controllers if node is not leader)
         with pytest.raises(NotControllerError) as info:
             call(follower, ApiKey.CREATE_TOPICS, {"topics": []})
-        return str(info.value)
+        return leader if f"leader={leader.node_id}@{leader.address}" in str(info.value) else None
 
-    # The follower learns the leader's listener once the leader's RegisterController record reaches it.
-    wait_for(lambda: f"leader={leader.node_id}@{leader.address}" in hint(), 10, "the follower's leader hint")
+    leader: Node = wait_for(hinted, 10, "the follower's leader hint")  # type: ignore[assignment]
 
     epochs = {}
     for broker in (1, 2):
