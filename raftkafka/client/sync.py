@@ -142,8 +142,11 @@ class Producer:
     def __enter__(self) -> Producer:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        # Ctrl-C (or another BaseException such as SystemExit) leaves at once: records not yet sent fail
+        # instead of holding the exit until a full buffer is delivered
+        interrupted = exc_type is not None and not issubclass(exc_type, Exception)
+        self.close(0 if interrupted else None)
 
 
 class Consumer:
