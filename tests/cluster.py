@@ -173,3 +173,24 @@ def running(local: LocalCluster) -> Iterator[LocalCluster]:
         raise
     finally:
         local.close()
+
+
+def partition_leader(cluster: LocalCluster, topic: str, exclude: Node | None = None) -> Node:
+    """The live leader of ``topic``'s partition 0 (not ``exclude``), as a live broker's METADATA names it (polled
+    for up to 20 s)."""
+
+    def live_leader() -> Node | None:
+        for node in cluster.brokers:
+            if not node.alive:
+                continue
+            try:
+                error, body = request(node.address, ApiKey.METADATA, {"topics": [topic]}, timeout=2)
+            except OSError:
+                continue
+            partitions: list[Any] = body["topics"][0]["partitions"] if error == 0 else []
+            if partitions and partitions[0][1] >= 0:
+                leader = cluster.broker(partitions[0][1])
+                return leader if leader.alive and leader is not exclude else None
+        return None
+
+    return wait_for(live_leader, 20, "a live partition leader")  # type: ignore[return-value]

@@ -17,7 +17,7 @@ from raftkafka import Admin, Producer
 from raftkafka.errors import InvalidConfigError
 from raftkafka.net.api import ApiKey
 from raftkafka.storage.record_batch import BatchHeader, decode_records, iter_batches
-from tests.cluster import LocalCluster, Node, running, wait_for
+from tests.cluster import LocalCluster, partition_leader, running, wait_for
 from tests.processes import request
 
 pytestmark = pytest.mark.timeout(120)
@@ -94,28 +94,10 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     ))
 
 
-def partition_leader(cluster: LocalCluster, exclude: Node | None = None) -> Node:
-    def live_leader() -> Node | None:
-        for node in cluster.brokers:
-            if not node.alive:
-                continue
-            try:
-                error, body = request(node.address, ApiKey.METADATA, {"topics": [TOPIC]}, timeout=2)
-            except OSError:
-                continue
-            partitions: list[Any] = body["topics"][0]["partitions"] if error == 0 else []
-            if partitions and partitions[0][1] >= 0:
-                leader = cluster.broker(partitions[0][1])
-                return leader if leader.alive and leader is not exclude else None
-        return None
-
-    return wait_for(live_leader, 20, "a live partition leader")  # type: ignore[return-value]
-
-
 def test_leader_kill9_mid_stream_stores_every_value_exactly_once(cluster: LocalCluster) -> None:
     with Admin(bootstrap=cluster.bootstrap) as admin:
         admin.create_topic(TOPIC, partitions=1, replication_factor=3, config={"min.insync.replicas": "2"})
-    leader = partition_leader(cluster)
+    leader = partition_leader(cluster, TOPIC)
     futures: list[tuple[bytes, Any]] = []
     stop = threading.Event()
     with Producer(bootstrap=cluster.bootstrap, linger_ms=2, delivery_timeout_ms=60_000) as producer:
@@ -142,7 +124,8 @@ def test_leader_kill9_mid_stream_stores_every_value_exactly_once(cluster: LocalC
         producer.flush(60)
     acked = [value for value, future in futures if future.exception(0) is None]
     assert len(acked) == len(futures), [future.exception(0) for _, future in futures if future.exception(0)][:3]
-    stored = [v for _, values in fetch_batches(partition_leader(cluster, exclude=leader).address) for v in values]
+    new_leader = partition_leader(cluster, TOPIC, exclude=leader)
+    stored = [v for _, values in fetch_batches(new_leader.address) for v in values]
     counts = Counter(stored)
     assert [v for v, n in counts.items() if n > 1] == []
     assert stored == [value for value, _ in futures]  # all of them, once each, in send order

@@ -8,14 +8,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from raftkafka.errors import InvalidProducerEpochError, OutOfOrderSequenceError, UnknownProducerIdError
 from raftkafka.net.api import ACKS_ALL, ApiKey
 from raftkafka.storage.record_batch import decode_records, encode_batch, iter_batches
-from tests.cluster import LocalCluster, Node, active_controller, running, wait_for
+from tests.cluster import LocalCluster, Node, active_controller, partition_leader, running, wait_for
 from tests.processes import DevServer, request
 
 pytestmark = pytest.mark.timeout(120)
@@ -119,24 +118,6 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     ))
 
 
-def partition_leader(cluster: LocalCluster, exclude: Node | None = None) -> Node:
-    def live_leader() -> Node | None:
-        for node in cluster.brokers:
-            if not node.alive:
-                continue
-            try:
-                error, body = request(node.address, ApiKey.METADATA, {"topics": [TOPIC]}, timeout=2)
-            except OSError:
-                continue
-            partitions: list[Any] = body["topics"][0]["partitions"] if error == 0 else []
-            if partitions and partitions[0][1] >= 0:
-                leader = cluster.broker(partitions[0][1])
-                return leader if leader.alive and leader is not exclude else None
-        return None
-
-    return wait_for(live_leader, 20, "a live partition leader")  # type: ignore[return-value]
-
-
 def test_producer_ids_stay_unique_across_a_controller_kill9(cluster: LocalCluster) -> None:
     via = [broker.address for broker in cluster.brokers]
     before = [init_producer_id(via[i % 3]) for i in range(6)]
@@ -160,13 +141,13 @@ def test_a_batch_resent_to_the_new_leader_is_stored_once(cluster: LocalCluster) 
     the same bytes to the new leader, which answers with the original offset and stores nothing new."""
     create_topic(cluster.brokers[0].address, replication_factor=3, config={"min.insync.replicas": "2"})
     pid, _ = init_producer_id(cluster.brokers[0].address)
-    old_leader = partition_leader(cluster)
+    old_leader = partition_leader(cluster, TOPIC)
     first = idempotent_batch(pid, 0, [b"a", b"b"])
     second = idempotent_batch(pid, 2, [b"c"])
     assert produce(old_leader.address, first) == (0, 0)
     assert produce(old_leader.address, second) == (0, 2)
     old_leader.kill9()
-    new_leader = partition_leader(cluster, exclude=old_leader)
+    new_leader = partition_leader(cluster, TOPIC, exclude=old_leader)
     wait_for(lambda: produce(new_leader.address, second)[0] == 0, 20, "the new leader to take produce requests")
     assert produce(new_leader.address, second) == (0, 2)
     assert produce(new_leader.address, first) == (0, 0)
