@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import zlib
 
 import pytest
 
-from raftkafka.client.accumulator import RecordAccumulator
+from raftkafka.client.accumulator import RECORD_OVERHEAD, RecordAccumulator, RecordFuture, ignore
 from raftkafka.errors import ClientClosedError, KafkaTimeoutError, MessageTooLargeError, NotLeaderError
 from raftkafka.structs import RecordMetadata, TopicPartition
 
@@ -25,7 +26,12 @@ class Clock:
 
 def _acc(clock: Clock, **kw: float) -> RecordAccumulator:
     opts = {"batch_size": 1000, "linger_ms": 5, "buffer_memory": 10_000, "delivery_timeout_ms": 1000} | kw
-    return RecordAccumulator(clock=clock, **opts)  # type: ignore[arg-type]
+    return RecordAccumulator(clock=clock, partition_counts={"t": 4}, **opts)  # type: ignore[arg-type]
+
+
+def _put(acc: RecordAccumulator, tp: TopicPartition = TP0, size: int = RECORD_OVERHEAD) -> RecordFuture | None:
+    """Append a keyless record of ``size`` estimated bytes (at least ``RECORD_OVERHEAD``) to ``tp``."""
+    return acc.append(ignore, tp.topic, b"v" * (size - RECORD_OVERHEAD), None, None, tp.partition, 1)
 
 
 def _all(_: TopicPartition) -> bool:
@@ -37,8 +43,8 @@ def test_batch_is_ready_after_linger_and_keeps_records_as_columns() -> None:
     acc = _acc(clock)
     wakes = []
     acc.wakeup = lambda: wakes.append(1)
-    f1 = acc.append(TP0, 5000, b"k", b"v1", (), 100)
-    f2 = acc.append(TP0, 5003, None, b"v2", (("h", b"x"),), 100)
+    f1 = acc.append(ignore, "t", b"v1", b"k", None, 0, 5000)
+    f2 = acc.append(ignore, "t", b"v2", None, [("h", b"x")], 0, 5003)
     assert wakes == [1]  # one wake for the new batch, none per record
     ready, expired, delay = acc.drain(_all)
     assert ready == [] and expired == [] and delay == pytest.approx(0.005)
@@ -47,24 +53,52 @@ def test_batch_is_ready_after_linger_and_keeps_records_as_columns() -> None:
     assert len(ready) == 1 and delay is None
     batch = ready[0]
     assert batch.timestamps == [5000, 5003] and batch.keys == [b"k", None] and batch.values == [b"v1", b"v2"]
-    assert batch.headers == [(), (("h", b"x"),)] and batch.record_count == 2
-    assert not f1.done()
+    assert batch.headers == [(), [("h", b"x")]] and batch.record_count == 2
+    assert f1 is not None and f2 is not None and not f1.done()
     acc.complete(batch, 42)
     assert f1.result() == RecordMetadata("t", 0, 42, 5000)
     assert f2.result(0) == RecordMetadata("t", 0, 43, 5003)
     assert acc.buffered == 0 and acc.incomplete == 0
 
 
-def test_full_batch_is_ready_at_once_and_next_record_starts_a_new_batch() -> None:
+def test_keys_and_headers_columns_appear_with_the_first_record_that_has_one() -> None:
+    acc = _acc(Clock(), linger_ms=0)
+    _put(acc)
+    _put(acc)
+    (plain,), _, _ = acc.drain(_all)
+    assert plain.keys is None and plain.headers is None and plain.values == [b"", b""]
+    _put(acc)
+    acc.append(ignore, "t", b"x", b"k", None, 0, 1)
+    _put(acc)
+    (mixed,), _, _ = acc.drain(_all)
+    assert mixed.keys == [None, b"k", None] and mixed.headers == [(), (), ()]
+
+
+def test_append_checks_the_record_and_chooses_its_partition() -> None:
+    acc = _acc(Clock())
+    blocked = []
+    assert acc.append(lambda *record: blocked.append(record), "unknown", b"v") is None
+    assert blocked == [("unknown", b"v", None, None, None, None)]  # no metadata yet: the caller waits
+    copied = acc.append(ignore, "t", bytearray(b"v"), None, None, 1)
+    assert copied is not None and copied._batch.values == [b"v"] and type(copied._batch.values[0]) is bytes
+    with pytest.raises(TypeError, match="value must be bytes"):
+        acc.append(ignore, "t", "text")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="pairs"):
+        acc.append(ignore, "t", b"v", None, [("h", "not bytes")])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="partition 4 does not exist"):
+        acc.append(ignore, "t", b"v", None, None, 4)
+    keyed = acc.append(ignore, "t", b"v", b"key")
+    assert keyed is not None and keyed._batch.partition == zlib.crc32(b"key") % 4
+
+
+def test_full_batch_is_ready_at_once_and_moves_the_sticky_partition() -> None:
     clock = Clock()
     acc = _acc(clock, batch_size=350)
     wakes = []
-    fulls = []
     acc.wakeup = lambda: wakes.append(1)
-    acc.on_batch_full = fulls.append
-    for i in range(4):
-        acc.append(TP0, 1, None, b"x", (), 100)
-        assert fulls == ([TP0] if i >= 2 else [])  # 3 x 100 + 100 > 350: full after the third
+    futures = [acc.append(ignore, "t", b"x" * 88) for _ in range(4)]  # 100 estimated bytes each
+    partitions = [future._batch.partition for future in futures if future is not None]
+    assert len(set(partitions[:3])) == 1 and partitions[3] != partitions[0]  # 3 x 100 + 100 > 350
     ready, _, delay = acc.drain(_all)
     assert [b.record_count for b in ready] == [3]
     assert delay == pytest.approx(0.005)  # the fourth record's batch lingers
@@ -75,8 +109,8 @@ def test_unsendable_partitions_stay_queued_and_one_batch_per_partition_per_drain
     clock = Clock()
     acc = _acc(clock, batch_size=150, linger_ms=0)
     for _ in range(4):
-        acc.append(TP0, 1, None, b"x", (), 100)
-    acc.append(TP1, 1, None, b"x", (), 100)
+        _put(acc, TP0, 100)
+    _put(acc, TP1, 100)
     ready, _, delay = acc.drain(lambda tp: tp == TP1)
     assert [b.tp for b in ready] == [TP1] and delay is None
     ready, _, delay = acc.drain(_all)
@@ -88,9 +122,9 @@ def test_unsendable_partitions_stay_queued_and_one_batch_per_partition_per_drain
 def test_reenqueued_batch_waits_for_backoff_and_goes_first() -> None:
     clock = Clock()
     acc = _acc(clock, linger_ms=0)
-    fut = acc.append(TP0, 1, None, b"a", (), 10)
+    fut = _put(acc)
     (batch,), _, _ = acc.drain(_all)
-    acc.append(TP0, 1, None, b"b", (), 10)
+    _put(acc)
     acc.reenqueue(batch, clock.now + 0.1)
     ready, _, delay = acc.drain(_all)
     assert ready == [] and delay == pytest.approx(0.1)
@@ -104,7 +138,7 @@ def test_reenqueued_batch_waits_for_backoff_and_goes_first() -> None:
 def test_expired_batches_are_returned_for_failing() -> None:
     clock = Clock()
     acc = _acc(clock, delivery_timeout_ms=50)
-    fut = acc.append(TP0, 1, None, b"a", (), 10)
+    fut = _put(acc)
     clock.now += 0.05
     ready, expired, _ = acc.drain(lambda tp: False)
     assert ready == [] and len(expired) == 1
@@ -117,36 +151,36 @@ def test_expired_batches_are_returned_for_failing() -> None:
 def test_buffer_memory_is_reserved_per_batch_until_completion() -> None:
     clock = Clock()
     acc = _acc(clock, batch_size=100, buffer_memory=250, linger_ms=0)
-    assert acc.append(TP0, 1, None, b"a", (), 10) is not None
-    assert acc.append(TP1, 1, None, b"a", (), 10) is not None
-    assert acc.append(TP1, 1, None, b"a", (), 10) is not None  # same open batch: no new reservation
+    assert _put(acc) is not None
+    assert _put(acc, TP1, RECORD_OVERHEAD) is not None
+    assert _put(acc, TP1, RECORD_OVERHEAD) is not None  # same open batch: no new reservation
     assert not acc.has_room and acc.buffered == 200
-    assert acc.append(TopicPartition("t", 2), 1, None, b"a", (), 10) is None  # a third batch does not fit
+    assert _put(acc, TopicPartition("t", 2), RECORD_OVERHEAD) is None  # a third batch does not fit
     with pytest.raises(MessageTooLargeError):
-        acc.append(TopicPartition("t", 3), 1, None, b"a", (), 300)
+        _put(acc, TopicPartition("t", 3), 300)
     ready, _, _ = acc.drain(_all)
     for batch in ready:
         acc.complete(batch, 0)
     assert acc.has_room and acc.buffered == 0
-    assert acc.append(TopicPartition("t", 2), 1, None, b"a", (), 10) is not None
+    assert _put(acc, TopicPartition("t", 2), RECORD_OVERHEAD) is not None
 
 
 def test_flush_makes_lingering_batches_ready_and_close_refuses_records() -> None:
     clock = Clock()
     acc = _acc(clock, linger_ms=10_000)
-    acc.append(TP0, 1, None, b"a", (), 10)
+    _put(acc)
     pending = acc.begin_flush()
     ready, _, _ = acc.drain(_all)
     assert ready == pending
     acc.end_flush()
     acc.close()
     with pytest.raises(ClientClosedError):
-        acc.append(TP0, 1, None, b"a", (), 10)
+        _put(acc)
 
 
 def test_abort_fails_queued_batches() -> None:
     acc = _acc(Clock(), linger_ms=10_000)
-    fut = acc.append(TP0, 1, None, b"a", (), 10)
+    fut = _put(acc)
     acc.abort(NotLeaderError("gone"))
     with pytest.raises(NotLeaderError):
         fut.result(0)
@@ -154,7 +188,7 @@ def test_abort_fails_queued_batches() -> None:
 
 def test_future_result_times_out_and_wakes_from_another_thread() -> None:
     acc = _acc(Clock(), linger_ms=0)
-    fut = acc.append(TP0, 1, None, b"a", (), 10)
+    fut = _put(acc)
     with pytest.raises(KafkaTimeoutError):
         fut.result(0.01)
     (batch,), _, _ = acc.drain(_all)
@@ -169,8 +203,24 @@ def test_future_result_times_out_and_wakes_from_another_thread() -> None:
 
 async def test_future_is_awaitable() -> None:
     acc = _acc(Clock(), linger_ms=0)
-    fut = acc.append(TP0, 9, None, b"a", (), 10)
+    fut = acc.append(ignore, "t", b"a", None, None, 0, 9)
     (batch,), _, _ = acc.drain(_all)
     asyncio.get_running_loop().call_soon(acc.complete, batch, 3)
     assert await fut == RecordMetadata("t", 0, 3, 9)
     assert await fut == RecordMetadata("t", 0, 3, 9)
+
+
+def test_an_interrupt_inside_append_leaves_the_lock_free() -> None:
+    acc = _acc(Clock())
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    acc.wakeup = interrupted  # called with the lock held, when the record starts a batch
+    with pytest.raises(KeyboardInterrupt):
+        _put(acc)
+    other = threading.Thread(target=lambda: taken.append(acc.lock.acquire(timeout=1)))
+    taken: list[bool] = []
+    other.start()
+    other.join()
+    assert taken == [True]

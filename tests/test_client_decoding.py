@@ -8,7 +8,7 @@ from raftkafka.client.cluster import ClusterMetadata
 from raftkafka.client.record_decoder import decode_fetched
 from raftkafka.errors import CorruptBatchError, MessageTooLargeError, UnknownTopicError
 from raftkafka.storage.compression import Compression
-from raftkafka.storage.record_batch import encode_batch, stamp
+from raftkafka.storage.record_batch import encode_batch, encode_columns, stamp
 from raftkafka.structs import BrokerInfo, PartitionInfo, Record, TopicPartition
 
 
@@ -28,6 +28,15 @@ def test_decode_skips_below_position_and_drops_partial_tail(compression: Compres
     assert [r.offset for r in records] == [11, 12, 13, 14]
     assert records[0] == Record("t", 2, 11, 1001, b"k1", b"b", ())
     assert records[2] == Record("t", 2, 13, 1000, None, b"d", (("h", b"x"),))
+
+
+def test_decode_batches_without_keys_or_headers_columns() -> None:
+    """A producer's batch where no record has a key or headers carries nil for those columns."""
+    buf = bytearray(encode_columns([1000, 1002, 1005], None, [b"a", b"b", None], None))
+    stamp(buf, 0, 7, 0)
+    records, next_offset = decode_fetched("t", 0, bytes(buf), 8)
+    assert next_offset == 10
+    assert records == [Record("t", 0, 8, 1002, None, b"b", ()), Record("t", 0, 9, 1005, None, None, ())]
 
 
 def test_decode_empty_and_fully_consumed() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +18,7 @@ from raftkafka.storage.record_batch import (
     MAGIC,
     decode_records,
     encode_batch,
+    encode_columns,
     iter_batches,
     read_header,
     stamp,
@@ -125,6 +127,20 @@ def test_decode_rejects_count_mismatch() -> None:
     with pytest.raises(CorruptBatchError, match="declares 4"):
         decode_records(buf, 0, wrong)
     assert decode_records(buf, 0, header) == RECORDS
+
+
+def test_keys_and_headers_columns_may_be_nil_but_not_the_others() -> None:
+    raw = encode_columns([5, 9], None, [b"a", b"b"], None)
+    assert decode_records(raw, 0, validate_batch(raw)) == [[0, None, b"a", []], [4, None, b"b", []]]
+    with pytest.raises(ValueError, match="same length"):
+        encode_columns([5, 9], [b"k"], [b"a", b"b"], None)
+    for columns in ([None, None, [b"a"], None], [[0], None, None, None]):
+        forged = bytearray(_batch([[0, None, b"a", []]]))
+        payload = msgpack.packb(columns)
+        forged[HEADER_SIZE:] = payload
+        forged[8:12] = (HEADER_SIZE - LOG_OVERHEAD + len(payload)).to_bytes(4, "big")
+        with pytest.raises(CorruptBatchError, match="four columns"):
+            decode_records(bytes(forged), 0, read_header(forged))
 
 
 _record = st.tuples(

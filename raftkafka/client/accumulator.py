@@ -1,11 +1,13 @@
 """The producer's record accumulator: per-partition batches of records waiting to be sent.
 
 User threads ``append`` records to the open batch of their partition (under one lock, no thread hop);
-the sender on the event loop thread ``drain``s the batches that are ready (full, lingered long enough,
-or flushed), sends them, and ``complete``s them with their base offset or an error. A batch keeps its records
-as four columns (timestamps, keys, values, headers), the layout of the record-batch payload, so appending is
-four list appends and encoding one msgpack call. Every record gets a ``RecordFuture``: two references (its
-batch and its index), resolved when its batch is.
+``append`` is the whole per-record path of ``send`` in one Python frame: it checks and sizes the record and
+chooses its partition (the key's hash, else the topic's sticky partition). The sender on the event loop
+thread ``drain``s the batches that are ready (full, lingered long enough, or flushed), sends them, and
+``complete``s them with their base offset or an error. A batch keeps its records as columns (timestamps,
+keys, values, headers), the layout of the record-batch payload, so appending is two list appends (four once a
+record in the batch has a key or headers) and encoding one msgpack call. Every record gets a
+``RecordFuture``: two references (its batch and its index), resolved when its batch is.
 
 Memory is bounded by ``buffer_memory``, as in Kafka's buffer pool: each batch reserves ``batch_size`` bytes
 (more for one larger record) when it starts and releases them when it completes; a record needing a new
@@ -18,11 +20,14 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
+from time import time_ns
 from typing import Any
+from zlib import crc32
 
+from raftkafka.client.partitioner import StickyPartitioner
 from raftkafka.errors import ClientClosedError, KafkaTimeoutError, MessageTooLargeError, RaftKafkaError
-from raftkafka.structs import RecordMetadata, TopicPartition
+from raftkafka.structs import Headers, RecordMetadata, TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +35,10 @@ RECORD_OVERHEAD = 12
 """Estimated bytes a record adds to a batch besides its key, value and headers."""
 
 DoneCallback = Callable[["RecordFuture"], Any]
+Blocked = Callable[[str, Any, Any, Any, Any, Any], "RecordFuture | None"]
+"""What ``append`` returns instead when a record cannot be added now, called with the record's arguments."""
+
+_NO_HEADERS: tuple[()] = ()
 
 
 class ProducerBatch:
@@ -60,13 +69,13 @@ class ProducerBatch:
         "values",
     )
 
-    def __init__(self, tp: TopicPartition, now: float, deadline: float, lock: threading.Lock) -> None:
+    def __init__(self, tp: TopicPartition, now: float, deadline: float, lock: threading.RLock) -> None:
         self.tp = tp
         self.topic, self.partition = tp
         self.timestamps: list[int] = []
-        self.keys: list[bytes | None] = []
+        self.keys: list[bytes | None] | None = None  # None while no record has a key or headers
         self.values: list[bytes | None] = []
-        self.headers: list[Any] = []
+        self.headers: list[Any] | None = None  # None while no record has a key or headers
         self.size = 0
         self.reserved = 0
         self.created = now
@@ -86,6 +95,14 @@ class ProducerBatch:
     def record_count(self) -> int:
         """Records appended so far."""
         return len(self.values)
+
+    def add_key_and_headers(self, index: int, key: bytes | None, headers: Any) -> None:
+        """Record ``index``'s key and headers; the first record with either gives the batch both columns."""
+        if self.keys is None or self.headers is None:
+            self.keys = [None] * index
+            self.headers = [_NO_HEADERS] * index
+        self.keys.append(key)
+        self.headers.append(headers or _NO_HEADERS)
 
     def metadata(self, index: int) -> RecordMetadata:
         """Where the batch's ``index``-th record was stored (offset -1 when unacknowledged, acks=0)."""
@@ -201,19 +218,23 @@ class RecordAccumulator:
         linger_ms: float,
         buffer_memory: int,
         delivery_timeout_ms: float,
+        partition_counts: Mapping[str, int] | None = None,
+        partitioner: StickyPartitioner | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.partition_counts: Mapping[str, int] = {} if partition_counts is None else partition_counts
+        """Partitions per topic (the cluster metadata's live mapping); a topic missing here is not appended."""
+        self.partitioner = partitioner or StickyPartitioner()
+        self._sticky = self.partitioner.current
         self.batch_size = batch_size
         self.linger = linger_ms / 1000
         self.buffer_memory = buffer_memory
         self.delivery_timeout = delivery_timeout_ms / 1000
         self.clock = clock
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # an RLock only to tell whether this thread holds it (see ``append``)
         self.buffered = 0
-        self.wakeup: Callable[[], None] = _ignore
+        self.wakeup: Callable[[], None] = ignore
         """Wakes the sender; called from the appending thread, at most once between two drains."""
-        self.on_batch_full: Callable[[TopicPartition], None] = _ignore
-        """Called (lock held, appending thread) when a batch fills up."""
         self._queues: dict[TopicPartition, deque[ProducerBatch]] = {}
         self._open: dict[TopicPartition, ProducerBatch] = {}
         self._incomplete: set[ProducerBatch] = set()
@@ -237,30 +258,79 @@ class RecordAccumulator:
             return any(self._queues.values())
 
     def append(
-        self, tp: TopicPartition, timestamp: int, key: bytes | None, value: bytes | None, headers: Any, size: int
+        self,
+        blocked: Blocked,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
     ) -> RecordFuture | None:
-        """Add a record (``size`` its estimated bytes) to ``tp``'s open batch and return its future; None
-        when a new batch is needed and ``buffer_memory`` has no room for it."""
+        """Add a record to its partition's open batch and return its future: the partition is ``partition``,
+        else the key's hash (``crc32(key) % partitions``), else the topic's sticky partition.
+
+        When the record cannot be added now (its topic's partition count is unknown, or a new batch is
+        needed and ``buffer_memory`` has no room) returns ``blocked(topic, value, key, headers, partition,
+        timestamp_ms)`` instead. Raises ``TypeError`` for a value, key or headers of the wrong type and
+        ``ValueError`` for a partition the topic does not have.
+        """
+        count = self.partition_counts.get(topic)
+        if count is None:
+            return blocked(topic, value, key, headers, partition, timestamp_ms)
+        if type(value) is bytes:
+            size = RECORD_OVERHEAD + len(value)
+        elif value is None:
+            size = RECORD_OVERHEAD
+        else:
+            value = _as_bytes(value, "value")
+            size = RECORD_OVERHEAD + len(value)
+        if key is not None:
+            if type(key) is not bytes:
+                key = _as_bytes(key, "key")
+            size += len(key)
+        if headers:
+            headers = _check_headers(headers)
+            size += sum(len(k) + len(v) + 2 for k, v in headers)
+        if partition is None:
+            if key is None:
+                chosen = self._sticky.get(topic)
+                if chosen is None or chosen >= count:
+                    chosen = self.partitioner.partition(topic, count)
+            else:
+                chosen = crc32(key) % count
+        elif 0 <= partition < count:
+            chosen = partition
+        else:
+            raise ValueError(f"partition {partition} does not exist: {topic!r} has {count} partitions")
+        timestamp = time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
+        tp = (topic, chosen)  # a plain tuple: equal to, and cheaper than, a TopicPartition
         lock = self.lock
-        lock.acquire()  # cheaper than ``with`` on this path
         try:
-            batch = self._open.get(tp)
-            if batch is None:
-                batch = self._start_batch(tp, size)
-                if batch is None:
-                    return None
-            future = _new_future(RecordFuture)
-            future._batch = batch
-            future._index = len(batch.values)
-            batch.timestamps.append(timestamp)
-            batch.keys.append(key)
-            batch.values.append(value)
-            batch.headers.append(headers)
-            batch.size += size
-            if batch.size + size > self.batch_size:
-                self._close_batch(batch)
-        finally:
-            lock.release()
+            lock.acquire()  # half the cost of ``with``; see the ``except`` for a signal arriving around it
+            batch = self._open.get(tp)  # type: ignore[call-overload]
+            if batch is None and (batch := self._start_batch(tp, size)) is None:  # type: ignore[arg-type]
+                future = None
+            else:
+                future = _new_future(RecordFuture)
+                future._batch = batch
+                future._index = index = len(batch.values)
+                batch.timestamps.append(timestamp)
+                batch.values.append(value)
+                if key is not None or headers or batch.keys is not None:
+                    batch.add_key_and_headers(index, key, headers)
+                batch.size += size
+                if batch.size + size > self.batch_size:
+                    self._close_batch(batch)
+        except BaseException:
+            # A KeyboardInterrupt can be raised as ``acquire`` returns (signals are checked after calls) or while
+            # it waits, before the lock is ours: release it only if this thread holds it.
+            if lock._is_owned():  # type: ignore[attr-defined]  # RLock's (threading.Condition relies on it)
+                lock.release()
+            raise
+        lock.release()
+        if future is None:
+            return blocked(topic, value, key, headers, partition, timestamp_ms)
         return future
 
     def _start_batch(self, tp: TopicPartition, size: int) -> ProducerBatch | None:
@@ -289,7 +359,7 @@ class RecordAccumulator:
         if self._open.get(batch.tp) is batch:
             del self._open[batch.tp]
         self._wake()
-        self.on_batch_full(batch.tp)
+        self.partitioner.batch_full(batch.tp)
 
     def _wake(self) -> None:
         if not self._wake_pending:
@@ -398,5 +468,19 @@ class RecordAccumulator:
 _new_future = object.__new__
 
 
-def _ignore(*_: object) -> None:
-    pass
+def _as_bytes(data: Any, what: str) -> bytes:
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    raise TypeError(f"record {what} must be bytes or None, not {type(data).__name__}")
+
+
+def _check_headers(headers: Headers) -> Headers:
+    for entry in headers:
+        if len(entry) != 2 or not isinstance(entry[0], str) or not isinstance(entry[1], bytes):
+            raise TypeError(f"headers must be (str, bytes) pairs, not {entry!r}")
+    return headers
+
+
+def ignore(*_: object) -> None:
+    """Does nothing: the default wake-up, and the ``Blocked`` of callers that wait for room themselves
+    (``append`` then returns None)."""

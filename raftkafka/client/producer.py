@@ -9,8 +9,8 @@ broker for a producer id (INIT_PRODUCER_ID), and each batch is encoded once with
 partition's next sequence number, so a retry resends the same bytes and the partition leader answers a
 duplicate with the stored offset. At most one batch per partition is in flight (Kafka allows five, putting
 retries back in sequence order; one is the simple correct rule), so a retry never overtakes a later batch.
-``try_append`` is the per-record hot path and is safe to call from any thread: the sync ``Producer`` calls
-it directly from user threads.
+The per-record hot path is ``RecordAccumulator.append`` (safe from any thread): ``send`` calls it, and the
+sync ``Producer``'s ``send`` is that method itself.
 
 The sender is a loop callback, not a task: a wake-up schedules one round (drain, dispatch), however often
 it is asked for before the round runs. A PRODUCE request is written by the round itself and its answer
@@ -27,13 +27,10 @@ import threading
 import time
 from collections.abc import Sequence
 from functools import partial
-from time import time_ns
 from typing import Any, cast
-from zlib import crc32
 
-from raftkafka.client.accumulator import RECORD_OVERHEAD, ProducerBatch, RecordAccumulator, RecordFuture
+from raftkafka.client.accumulator import ProducerBatch, RecordAccumulator, RecordFuture, ignore
 from raftkafka.client.network import Address, ClientNetwork
-from raftkafka.client.partitioner import StickyPartitioner
 from raftkafka.errors import (
     ClientClosedError,
     InvalidConfigError,
@@ -54,7 +51,6 @@ log = logging.getLogger(__name__)
 
 _ACKS: dict[Any, int] = {0: 0, 1: 1, -1: ACKS_ALL, "0": 0, "1": 1, "-1": ACKS_ALL, "all": ACKS_ALL}
 _STALE_METADATA = (NotLeaderError, UnknownTopicError, LeaderNotAvailableError)
-_NO_HEADERS: tuple[()] = ()
 MAX_IDEMPOTENT_IN_FLIGHT = 5
 """The most requests in flight per broker an idempotent producer allows (what a partition leader caches)."""
 _SEQUENCE_MODULUS = 2**31
@@ -108,8 +104,8 @@ class AsyncProducer:
             linger_ms=linger_ms,
             buffer_memory=buffer_memory,
             delivery_timeout_ms=delivery_timeout_ms,
+            partition_counts=self._network.cluster.partition_counts,
         )
-        self._sticky = StickyPartitioner()
         self._partition_counts = self._network.cluster.partition_counts
         self._in_flight: dict[Address, int] = {}
         self._muted: set[TopicPartition] = set()  # partitions with a batch in flight, see _one_per_partition
@@ -128,13 +124,17 @@ class AsyncProducer:
         self._space: asyncio.Future[None] | None = None
         self._closed = False
 
+    @property
+    def accumulator(self) -> RecordAccumulator:
+        """The record accumulator; its ``append`` is the per-record path of ``send`` (any thread)."""
+        return self._accumulator
+
     # lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Connect to the cluster (``BrokerNotAvailableError`` if no bootstrap server answers)."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._accumulator.wakeup = self._wakeup
-        self._accumulator.on_batch_full = self._sticky.batch_full
         self._network.listeners.append(self._wakeup_local)
         try:
             await self._network.refresh([])
@@ -174,54 +174,6 @@ class AsyncProducer:
         await self._network.close()
 
     # sending --------------------------------------------------------------------------------------
-    def try_append(
-        self,
-        topic: str,
-        value: bytes | None,
-        key: bytes | None,
-        headers: Headers | None,
-        partition: int | None,
-        timestamp_ms: int | None,
-    ) -> RecordFuture | None:
-        """Add one record to its batch without waiting; None when it must wait (its topic's metadata is not
-        known yet, or the buffer is full) and ``send`` should be used. Callable from any thread."""
-        count = self._partition_counts.get(topic)
-        if count is None:
-            return None
-        if type(value) is bytes:
-            size = RECORD_OVERHEAD + len(value)
-        elif value is None:
-            size = RECORD_OVERHEAD
-        else:
-            value = _as_bytes(value, "value")
-            size = RECORD_OVERHEAD + len(value)
-        if key is not None:
-            if type(key) is not bytes:
-                key = _as_bytes(key, "key")
-            size += len(key)
-        if headers:
-            headers = _check_headers(headers)
-            size += sum(len(k) + len(v) + 2 for k, v in headers)
-        else:
-            headers = _NO_HEADERS
-        if partition is None:
-            if key is None:
-                partition = self._sticky.current.get(topic)
-                if partition is None or partition >= count:
-                    partition = self._sticky.partition(topic, count)
-            else:
-                partition = crc32(key) % count
-        elif not 0 <= partition < count:
-            raise ValueError(f"partition {partition} does not exist: {topic!r} has {count} partitions")
-        return self._accumulator.append(
-            (topic, partition),  # type: ignore[arg-type]  # a plain tuple: equal to, and cheaper than, a TopicPartition
-            time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms,
-            key,
-            value,
-            headers,
-            size,
-        )
-
     async def send(
         self,
         topic: str,
@@ -236,7 +188,8 @@ class AsyncProducer:
 
         Waits (up to ``max_block_ms``) for the topic's metadata and for buffer room.
         """
-        future = self.try_append(topic, value, key, headers, partition, timestamp_ms)
+        append = self._accumulator.append
+        future = append(ignore, topic, value, key, headers, partition, timestamp_ms)
         if future is not None:
             if self._round is not None and self._accumulator.linger == 0 and not any(self._in_flight.values()):
                 self._round.cancel()  # nothing to wait for: send now rather than one loop step later
@@ -245,7 +198,7 @@ class AsyncProducer:
         if self._closed:
             raise ClientClosedError("the producer is closed")
         deadline = time.monotonic() + self.max_block
-        while (future := self.try_append(topic, value, key, headers, partition, timestamp_ms)) is None:
+        while (future := append(ignore, topic, value, key, headers, partition, timestamp_ms)) is None:
             remaining = deadline - time.monotonic()
             if topic not in self._partition_counts:
                 await self._network.wait_for_topics([topic], max(remaining, 0.0))
@@ -507,16 +460,3 @@ def _resolve_idempotence(idempotent: bool | None, acks: int, max_in_flight: int)
             " (pass idempotent=False, or None to turn it off with such settings)"
         )
     return False
-
-
-def _as_bytes(data: Any, what: str) -> bytes:
-    if isinstance(data, bytearray | memoryview):
-        return bytes(data)
-    raise TypeError(f"record {what} must be bytes or None, not {type(data).__name__}")
-
-
-def _check_headers(headers: Headers) -> Headers:
-    for entry in headers:
-        if len(entry) != 2 or not isinstance(entry[0], str) or not isinstance(entry[1], bytes):
-            raise TypeError(f"headers must be (str, bytes) pairs, not {entry!r}")
-    return headers

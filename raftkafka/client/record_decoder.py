@@ -56,12 +56,17 @@ def _decode(topic: str, partition: int, buf: bytes, position: int, check_crcs: b
         deltas, keys, values, headers = unpack_columns(buf, header.position, header)
         if base < position:
             skip = position - base
-            deltas, keys, values, headers = deltas[skip:], keys[skip:], values[skip:], headers[skip:]
+            deltas, values = deltas[skip:], values[skip:]
+            keys = None if keys is None else keys[skip:]
+            headers = None if headers is None else headers[skip:]
             base = position
         try:
             out += map(_new_record, repeat(Record), zip(
                 repeat(topic), repeat(partition), range(base, base + len(values)),
-                map(add, repeat(header.first_timestamp), deltas), keys, values, map(tuple, headers),
+                map(add, repeat(header.first_timestamp), deltas),
+                repeat(None) if keys is None else keys,
+                values,
+                repeat(()) if headers is None else map(tuple, headers),
             ))
         except TypeError as exc:  # a delta that is no integer, headers that are no array
             raise CorruptBatchError(f"batch at offset {header.base_offset} holds malformed records: {exc}") from exc

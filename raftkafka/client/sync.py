@@ -95,7 +95,8 @@ class Producer:
         self._thread, self._producer = _started(
             "raftkafka-producer", lambda: AsyncProducer(bootstrap, **config), AsyncProducer.start
         )
-        self._try_append = self._producer.try_append
+        self._append = self._producer.accumulator.append
+        self._waiting = self._send_waiting
         self._closed = False
 
     @property
@@ -114,12 +115,20 @@ class Producer:
         timestamp_ms: int | None = None,
     ) -> RecordFuture:
         """Queue a record and return its future; blocks only to wait for metadata or buffer room."""
-        future = self._try_append(topic, value, key, headers, partition, timestamp_ms)
-        if future is None:
-            future = self._thread.run(
-                self._producer.send(topic, value, key, headers=headers, partition=partition, timestamp_ms=timestamp_ms)
-            )
-        return future
+        return self._append(self._waiting, topic, value, key, headers, partition, timestamp_ms)  # type: ignore[return-value]
+
+    def _send_waiting(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Headers | None,
+        partition: int | None,
+        timestamp_ms: int | None,
+    ) -> RecordFuture:
+        return self._thread.run(
+            self._producer.send(topic, value, key, headers=headers, partition=partition, timestamp_ms=timestamp_ms)
+        )
 
     def flush(self, timeout: float | None = None) -> None:
         """Send every buffered record now and wait until each is acknowledged or failed."""

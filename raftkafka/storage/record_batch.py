@@ -3,9 +3,10 @@
 A batch is a fixed 61-byte big-endian header followed by the records as one msgpack array of four
 columns, ``[timestamp_deltas, keys, values, headers]`` (each an array of ``record_count`` entries: record
 ``i`` is ``timestamp_deltas[i], keys[i], values[i], headers[i]``), compressed as a whole when the
-attributes say so. The header keeps Kafka v2's field order so that the CRC-32C (over everything from
-``attributes`` to the end) does not cover the two fields the broker stamps: ``base_offset`` and
-``leader_epoch``.
+attributes say so. ``keys`` is nil instead when no record has a key, ``headers`` nil when none has headers
+(the common case costs no per-record entry to pack or unpack). The header keeps Kafka v2's field order so
+that the CRC-32C (over everything from ``attributes`` to the end) does not cover the two fields the broker
+stamps: ``base_offset`` and ``leader_epoch``.
 
 Why columns rather than one ``[delta, key, value, headers]`` array per record: a Python client packs and
 unpacks a column with one C call and no per-record container, and builds its ``Record`` tuples from the
@@ -48,6 +49,8 @@ _BASE_OFFSET = struct.Struct(">q")
 _LEADER_EPOCH = struct.Struct(">i")
 _LEADER_EPOCH_POS = 12
 _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+_REQUIRED = (0, 2)
+"""The columns a batch always has (timestamp deltas, values); keys and headers may be nil."""
 
 Buffer = bytes | bytearray | memoryview
 
@@ -122,9 +125,9 @@ def encode_batch(
 
 def encode_columns(
     timestamps: Sequence[int],
-    keys: Sequence[bytes | None],
+    keys: Sequence[bytes | None] | None,
     values: Sequence[bytes | None],
-    headers: Sequence[Any],
+    headers: Sequence[Any] | None,
     *,
     compression: Compression = Compression.NONE,
     producer_id: int = -1,
@@ -134,11 +137,12 @@ def encode_columns(
     leader_epoch: int = -1,
 ) -> bytes:
     """One batch from parallel columns (record ``i`` is ``timestamps[i]`` in ms, ``keys[i]``, ``values[i]``,
-    ``headers[i]``), ready to send: the producer's path, with no per-record Python work."""
+    ``headers[i]``), ready to send: the producer's path, with no per-record Python work. ``keys`` None: no
+    record has a key; ``headers`` None: no record has headers."""
     count = len(values)
     if count == 0:
         raise ValueError("a record batch needs at least one record")
-    if not len(timestamps) == len(keys) == len(headers) == count:
+    if len(timestamps) != count or any(c is not None and len(c) != count for c in (keys, headers)):
         raise ValueError("record columns must have the same length")
     first_timestamp = timestamps[0]
     deltas = list(map(sub, timestamps, repeat(first_timestamp)))
@@ -311,7 +315,8 @@ def unpack_columns(
     max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED,
 ) -> Sequence[Sequence[Any]]:
     """The four record columns ``(timestamp_deltas, keys, values, headers)`` of the batch at ``pos`` in
-    ``buf`` (tuples, or lists with ``use_list``), each checked to hold ``header.record_count`` entries.
+    ``buf`` (tuples, or lists with ``use_list``), each checked to hold ``header.record_count`` entries;
+    ``keys`` or ``headers`` is None when no record has one.
 
     Raises ``CorruptBatchError`` when the payload does not decode to that shape.
     """
@@ -330,7 +335,10 @@ def unpack_columns(
     if (
         type(columns) is not kind
         or len(columns) != 4
-        or any(type(column) is not kind or len(column) != count for column in columns)
+        or any(
+            (type(column) is not kind or len(column) != count) and (column is not None or index in _REQUIRED)
+            for index, column in enumerate(columns)
+        )
     ):
         raise CorruptBatchError(
             f"batch at offset {header.base_offset} declares {count} records but does not hold four columns of them"
@@ -346,5 +354,9 @@ def decode_records(
     Record ``i`` has offset ``header.base_offset + i`` and timestamp
     ``header.first_timestamp + timestamp_delta``.
     """
-    columns = unpack_columns(buf, pos, header, use_list=True, max_uncompressed=max_uncompressed)
-    return [list(record) for record in zip(*columns, strict=True)]
+    deltas, keys, values, headers = unpack_columns(buf, pos, header, use_list=True, max_uncompressed=max_uncompressed)
+    if keys is None:
+        keys = [None] * len(values)
+    if headers is None:
+        headers = [[] for _ in values]
+    return [list(record) for record in zip(deltas, keys, values, headers, strict=True)]
