@@ -11,6 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from raftkafka.aio import AsyncAdmin, AsyncConsumer, AsyncProducer
+from raftkafka.bench.e2e import round_trips
+from raftkafka.bench.progress import Progress
+from raftkafka.errors import InvalidConfigError
+from raftkafka.structs import TopicPartition
+
 
 def bench(workload: str, bootstrap: str, *args: str) -> dict[str, object]:
     result = subprocess.run(
@@ -110,3 +116,16 @@ def test_plot_without_matplotlib_says_how_to_install_it(tmp_path: Path) -> None:
         "error: --plot needs matplotlib, which is not installed: pip install 'raftkafka[plot]'"
     )
     assert not (tmp_path / "p.png").exists()
+
+
+async def test_e2e_refuses_a_record_it_did_not_send(dev_server: str) -> None:
+    """A round trip ends only on the record it sent: another producer's record fails the run."""
+    async with AsyncAdmin(dev_server) as admin:
+        await admin.create_topic("e2e-shared", partitions=1)
+    async with AsyncProducer(dev_server, acks=1) as other, AsyncProducer(dev_server, acks=1, linger_ms=0) as producer:
+        await (await other.send("e2e-shared", b"someone else's"))
+        async with AsyncConsumer(bootstrap=dev_server) as consumer:
+            consumer.assign([TopicPartition("e2e-shared", 0)])
+            consumer.seek_to_beginning()
+            with pytest.raises(InvalidConfigError, match="another producer writes to the topic"):
+                await round_trips(producer, consumer, "e2e-shared", b"mine", 1, progress=Progress.silent())

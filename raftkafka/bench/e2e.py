@@ -17,7 +17,7 @@ from raftkafka.bench.result import BenchResult
 from raftkafka.bench.settings import BenchSettings, make_payload
 from raftkafka.bench.stats import summarize_latencies, throughput
 from raftkafka.bench.topic import ensure_topic
-from raftkafka.errors import KafkaTimeoutError
+from raftkafka.errors import InvalidConfigError, KafkaTimeoutError
 from raftkafka.net.eventloop import run
 from raftkafka.structs import TopicPartition
 
@@ -28,18 +28,26 @@ POLL_TIMEOUT_MS = 100
 async def round_trips(
     producer: Any, consumer: Any, topic: str, payload: bytes, count: int, *, progress: Progress
 ) -> list[int]:
-    """Send ``count`` records one by one, each consumed before the next; returns latencies in ns."""
+    """Send ``count`` records one by one, each consumed before the next; returns latencies in ns.
+
+    Each consumed record must be the one just sent (its offset is the acknowledged one): a record from
+    another producer on the topic would make a round trip look shorter than it was."""
     samples: list[int] = []
     clock = time.perf_counter_ns
     for done in range(count):
         start = clock()
         future = await producer.send(topic, payload)
         deadline = time.monotonic() + ROUND_TRIP_TIMEOUT_S
-        while not await consumer.poll(POLL_TIMEOUT_MS, 1):
+        while not (records := await consumer.poll(POLL_TIMEOUT_MS, 1)):
             if time.monotonic() >= deadline:
                 raise KafkaTimeoutError(f"record {done} not consumed within {ROUND_TRIP_TIMEOUT_S:.0f} s")
         samples.append(clock() - start)
-        await future
+        sent = await future
+        if records[0].offset != sent.offset:
+            raise InvalidConfigError(
+                f"consumed offset {records[0].offset} of {topic!r} while waiting for {sent.offset}: another "
+                "producer writes to the topic; e2e needs a topic of its own"
+            )
         progress.update(done + 1)
     return samples
 
