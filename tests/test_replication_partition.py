@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from raftkafka.broker.partition import Partition
+from raftkafka.broker.partition import HIGH_WATERMARK_NEWS_DELAY_S, Partition
 from raftkafka.broker.replica_manager import ReplicaManager
 from raftkafka.errors import (
     FencedLeaderEpochError,
@@ -152,6 +152,46 @@ def test_acks_all_checks_the_isr_and_waits_for_the_high_watermark(partition: Par
         partition.update(state(leader=2, epoch=1, isr=(1, 2), version=3))
         with pytest.raises(NotLeaderError):
             await asyncio.wait_for(waiting, 1)
+
+    asyncio.run(scenario())
+
+
+class Waiter:
+    """A parked fetch, as ``Partition.add_reader`` sees it."""
+
+    def __init__(self) -> None:
+        self.woken = 0
+
+    def done(self) -> bool:
+        return False
+
+    def wake(self) -> None:
+        self.woken += 1
+
+
+def test_waiting_followers_hear_of_a_new_high_watermark_with_the_next_records_or_after_a_short_delay(
+    partition: Partition,
+) -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        append(partition, 1)
+        partition.read_for_follower(2, 1, 1 << 20, 0)
+        follower = Waiter()
+        partition.add_reader(follower, replica=True)
+        partition.read_for_follower(3, 1, 1 << 20, 0)  # the ISR caught up: the high watermark moves to 1
+        assert partition.high_watermark == 1 and follower.woken == 0
+        append(partition, 1)  # records: the follower is answered at once, the news rides along
+        assert follower.woken == 1
+
+        partition.read_for_follower(2, 2, 1 << 20, 0)
+        partition.add_reader(follower, replica=True)
+        partition.read_for_follower(3, 2, 1 << 20, 0)
+        moved = loop.time()
+        assert partition.high_watermark == 2 and follower.woken == 1
+        while follower.woken == 1:  # no records come: the news alone wakes it, a few milliseconds later
+            assert loop.time() - moved < 1, "the follower never heard of the new high watermark"
+            await asyncio.sleep(0.001)
+        assert loop.time() - moved >= HIGH_WATERMARK_NEWS_DELAY_S * 0.9
 
     asyncio.run(scenario())
 

@@ -156,27 +156,8 @@ class BrokerApi:
         if acks == 0:
             return NO_RESPONSE
         if delayed:
-            return self._produce_replicated({"topics": results}, delayed, timeout_ms / 1000)
+            return _ReplicatedProduce({"topics": results}, delayed, timeout_ms / 1000).response
         return {"topics": results}
-
-    async def _produce_replicated(
-        self, response: Any, delayed: list[tuple[list[Any], asyncio.Future[None]]], timeout: float
-    ) -> Any:
-        """The acks=all answer once every appended partition's high watermark passed its batches, or with
-        ``REQUEST_TIMED_OUT`` for those still waiting after ``timeout`` seconds."""
-        await asyncio.wait([future for _, future in delayed], timeout=max(timeout, 0.0))
-        for result, future in delayed:
-            if not future.done():
-                future.cancel()
-                error: RaftKafkaError = RequestTimedOutError(
-                    f"the in-sync replicas did not replicate the batch within {timeout:g}s"
-                )
-            elif (exc := future.exception()) is None:
-                continue
-            else:
-                error = exc if isinstance(exc, RaftKafkaError) else RequestTimedOutError(str(exc))
-            result[1], result[3] = error.code, error.message
-        return response
 
     # FETCH ----------------------------------------------------------------------------------------
     def fetch(self, version: int, body: Any) -> Any:
@@ -350,6 +331,56 @@ def _describe(name: str, topic: TopicImage | None, include_config: bool) -> dict
         ],
         "config": dict(topic.config) if include_config else {},
     }
+
+
+class _ReplicatedProduce:
+    """An acks=all answer, written once every appended partition's high watermark passed its batches (each
+    a future of ``Partition.wait_for_high_watermark``), or after ``timeout`` seconds with ``REQUEST_TIMED_OUT``
+    for the partitions still waiting. Through its ``DeferredResponse``: no task and no ``asyncio.wait``, so the
+    answer leaves in the loop step after the high watermark moves."""
+
+    __slots__ = ("_body", "_delayed", "_pending", "_timeout", "_timer", "response")
+
+    def __init__(self, body: Any, delayed: list[tuple[list[Any], asyncio.Future[None]]], timeout: float) -> None:
+        self._body = body
+        self._delayed = delayed
+        self._pending = len(delayed)
+        self._timeout = timeout
+        self.response = DeferredResponse()
+        self.response.on_cancel = self._give_up
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(max(timeout, 0.0), self._finish)
+        for _, future in delayed:
+            future.add_done_callback(self._replicated)
+
+    def _replicated(self, _: asyncio.Future[None]) -> None:
+        self._pending -= 1
+        if self._pending == 0:
+            self._finish()
+
+    def _finish(self) -> None:
+        if self.response.done:
+            return
+        for result, future in self._delayed:
+            if not future.done() or future.cancelled():
+                error: RaftKafkaError = RequestTimedOutError(
+                    f"the in-sync replicas did not replicate the batch within {self._timeout:g}s"
+                )
+            elif (exc := future.exception()) is None:
+                continue
+            else:
+                error = exc if isinstance(exc, RaftKafkaError) else RequestTimedOutError(str(exc))
+            result[1], result[3] = error.code, error.message
+        self._give_up()
+        self.response.complete(self._body)
+
+    def _give_up(self) -> None:
+        """Drop the timer and the futures still waiting (their partitions forget them)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        delayed, self._delayed = self._delayed, []
+        for _, future in delayed:
+            future.cancel()
 
 
 class _LongPollFetch:

@@ -4,7 +4,8 @@ watermark, the idempotent producers' state, and the readers and produce requests
 Kafka's ISR model: the leader records each follower's log end offset (the offset it asks to fetch next) and
 when it last caught up; the high watermark is the lowest log end offset among the in-sync replicas (the
 leader included), never decreasing; consumers read below it, followers up to the log end. A follower's high
-watermark is ``min(leader's high watermark, own log end offset)``, learned from each fetch.
+watermark is ``min(leader's high watermark, own log end offset)``, learned from each fetch; a follower waiting
+in a long poll hears of a new one with the next records or within ``HIGH_WATERMARK_NEWS_DELAY_S``.
 
 Idempotent producers (``producer_state``): the leader checks every batch that has a producer id before
 appending it; a retry of a stored batch is answered with the stored batch's offsets and not appended again.
@@ -68,6 +69,10 @@ def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
+HIGH_WATERMARK_NEWS_DELAY_S = 0.005
+"""How long a waiting follower may go without hearing of a new high watermark when no records come."""
+
+
 @dataclass(slots=True)
 class FollowerState:
     """What the leader knows of one follower: its log end offset (-1 until its first fetch in this leader
@@ -120,6 +125,7 @@ class Partition:
         self._readers: list[FetchWaiter] = []
         self._replica_readers: list[FetchWaiter] = []
         self._delayed_produces: list[tuple[int, asyncio.Future[None]]] = []
+        self._high_watermark_news: asyncio.TimerHandle | None = None  # see _set_high_watermark
 
     # -- role -----------------------------------------------------------------------------------------
 
@@ -167,7 +173,7 @@ class Partition:
         self.followers = {}
         self._fail_delayed_produces(NotLeaderError(f"{self.topic}-{self.partition} lost its leadership"))
         self._wake(self._readers)
-        self._wake(self._replica_readers)
+        self._wake_followers()
 
     def check_leader(self, leader_epoch: int = NO_EPOCH) -> None:
         """Raise unless this replica leads at ``leader_epoch`` (any epoch for ``NO_EPOCH``)."""
@@ -219,9 +225,15 @@ class Partition:
     def _set_high_watermark(self, offset: int) -> None:
         self._high_watermark = offset
         self._wake(self._readers)
-        self._wake(self._replica_readers)  # followers learn the new high watermark at once
         if self._delayed_produces:
             self._complete_delayed_produces()
+        if self._replica_readers and self._high_watermark_news is None:
+            # Waiting followers learn the new high watermark with the next records appended, or after
+            # HIGH_WATERMARK_NEWS_DELAY_S: under load (or one record at a time) the news rides on the next
+            # fetch answer instead of costing every follower one more fetch round trip per move.
+            self._high_watermark_news = asyncio.get_running_loop().call_later(
+                HIGH_WATERMARK_NEWS_DELAY_S, self._wake_followers
+            )
         for listener in self.on_high_watermark_change:
             listener(self)
 
@@ -255,7 +267,7 @@ class Partition:
                 return duplicate.base_offset
         # A failed write takes the log offline for good, so a batch recorded above but not written is harmless.
         base_offset, _ = self.log.append(batches, leader_epoch=self.leader_epoch, headers=headers)
-        self._wake(self._replica_readers)
+        self._wake_followers()
         self.maybe_advance_high_watermark()
         return base_offset
 
@@ -359,6 +371,13 @@ class Partition:
         if len(readers) >= MAX_WAITING_READERS:  # long polls that timed out on an idle partition: forget them
             readers[:] = [w for w in readers if not w.done()]
         readers.append(waiter)
+
+    def _wake_followers(self) -> None:
+        """Answer the waiting follower fetches now (new records, the high watermark's news, or a role change)."""
+        if self._high_watermark_news is not None:
+            self._high_watermark_news.cancel()
+            self._high_watermark_news = None
+        self._wake(self._replica_readers)
 
     @staticmethod
     def _wake(waiters: list[FetchWaiter]) -> None:
