@@ -14,7 +14,7 @@ from typing import Any
 
 from raftkafka.net.api import ApiKey
 from raftkafka.raftlog.cluster_secret import ensure_cluster_secret, secret_path
-from tests.processes import answers_api_versions, free_port, request
+from tests.processes import answers_api_versions, free_port, processes_mentioning, request
 
 CONTROLLER_ID_BASE = 1000
 
@@ -194,3 +194,9 @@ def partition_leader(cluster: LocalCluster, topic: str, exclude: Node | None = N
         return None
 
     return wait_for(live_leader, 20, "a live partition leader")  # type: ignore[return-value]
+
+
+def wait_own_cluster_gone(tmp_path: Path, timeout: float = 10) -> None:
+    """Wait until the processes a bench started with ``TMPDIR=tmp_path`` have ended; its data dir must be gone."""
+    wait_for(lambda: not processes_mentioning(str(tmp_path)), timeout, "the cluster's processes to end")
+    assert not list(tmp_path.glob("raftkafka-bench-*")), "the cluster's data dir was left behind"

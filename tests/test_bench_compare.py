@@ -19,7 +19,7 @@ from raftkafka.bench.peers.redis_streams import RedisStreams
 from raftkafka.bench.peers.server_process import find_binary
 from raftkafka.bench.stats import summarize_latencies
 from raftkafka.errors import InvalidConfigError
-from tests.test_bench_metadata import processes_mentioning
+from tests.processes import processes_mentioning
 
 SMALL = ("--records", "2000", "--warmup-records", "100", "--e2e-records", "30", "--e2e-warmup-records", "5")
 

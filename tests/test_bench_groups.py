@@ -29,8 +29,7 @@ from raftkafka.cli.bench import bench
 from raftkafka.errors import InvalidConfigError, UnknownTopicError
 from raftkafka.net.api import ApiKey
 from raftkafka.structs import GroupDescription, MemberDescription, Record, TopicPartition
-from tests.processes import request
-from tests.test_bench_metadata import processes_mentioning
+from tests.processes import processes_mentioning, request
 
 # -- offset commits through the quorum (bench metadata --change offsets) --
 

@@ -17,8 +17,8 @@ from raftkafka.bench.settings import BenchSettings
 from raftkafka.bench.topic import is_ready
 from raftkafka.errors import InvalidConfigError
 from raftkafka.structs import PartitionInfo, TopicDescription
-from tests.cluster import wait_for
-from tests.test_bench_metadata import processes_mentioning
+from tests.cluster import wait_own_cluster_gone
+from tests.processes import processes_mentioning
 
 
 def settings(**overrides: object) -> BenchSettings:
@@ -76,8 +76,7 @@ def run_json(tmp_path: Path, workload: str, *args: str) -> dict[str, object]:
     finally:
         proc.kill()
     assert proc.returncode == 0, err.decode(errors="replace")
-    assert not list(tmp_path.glob("raftkafka-bench-*")), "the cluster's data dir was left behind"
-    assert not processes_mentioning(str(tmp_path)), "cluster processes were left running"
+    wait_own_cluster_gone(tmp_path)
     return json.loads(out)  # type: ignore[no-any-return]
 
 
@@ -115,5 +114,4 @@ def test_ctrl_c_in_the_middle_of_a_run_stops_the_own_cluster(tmp_path: Path) -> 
         proc.kill()
         proc.communicate()
     assert proc.returncode != 0
-    wait_for(lambda: not processes_mentioning(str(tmp_path)), 10, "the cluster's processes to end")
-    assert not list(tmp_path.glob("raftkafka-bench-*"))
+    wait_own_cluster_gone(tmp_path)

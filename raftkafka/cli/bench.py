@@ -47,6 +47,20 @@ def report(measure: Callable[[], Report], *, as_json: bool, log_level: str) -> N
     run_command(run)
 
 
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (no progress).")
+
+
+def cluster_option(doing: str = "", then: str = "") -> Callable[[Callable[..., Any]], Any]:
+    """``--cluster dev|3x3``: the run starts its own cluster (``doing`` and ``then`` add to the help)."""
+    return click.option(
+        "--cluster",
+        type=click.Choice(CLUSTER_KINDS),
+        default=None,
+        help=f"Start a cluster for the run instead of using --bootstrap{doing}: one `raftkafka dev` process, or 3 "
+        f"controllers and 3 brokers.{then}",
+    )
+
+
 def workload_options(
     *, records: int, linger_ms: int, warmup: int, duration: bool = False, clients: bool = False
 ) -> Callable[[Callable[..., Any]], Any]:
@@ -71,13 +85,7 @@ def workload_options(
             default=None,
             help="Replication factor when the topic is created  [default: 3 on --cluster 3x3, else 1].",
         ),
-        click.option(
-            "--cluster",
-            type=click.Choice(CLUSTER_KINDS),
-            default=None,
-            help="Start a cluster for the run instead of using --bootstrap: one `raftkafka dev` process, or 3 "
-            "controllers and 3 brokers. Topics get min.insync.replicas=2 (at most the replication factor).",
-        ),
+        cluster_option(then=" Topics get min.insync.replicas=2 (at most the replication factor)."),
         click.option(
             "--acks", type=click.Choice(["0", "1", "all"]), default="1", show_default=True, help="Producer acks."
         ),
@@ -120,7 +128,7 @@ def workload_options(
             help="Draw throughput over time and the latency distribution into this PNG file (needs matplotlib: "
             "pip install 'raftkafka[plot]').",
         ),
-        click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (no progress)."),
+        json_option,
         bootstrap_option,
         config_option,
         log_level_option,
@@ -267,7 +275,7 @@ def e2e(**options: Any) -> None:
 @click.option(
     "--warmup-changes", type=click.IntRange(min=0), default=200, show_default=True, help="One-at-a-time changes first."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (no progress).")
+@json_option
 @bootstrap_option
 @config_option
 @log_level_option
@@ -333,7 +341,7 @@ def metadata(
     help="Passed to every controller: the heartbeat interval brokers are told to use  [default: the "
     "controller's, 2000].",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (no progress).")
+@json_option
 @config_option
 @log_level_option
 def failover(
@@ -378,13 +386,7 @@ def failover(
 
 
 @bench.command()
-@click.option(
-    "--cluster",
-    type=click.Choice(CLUSTER_KINDS),
-    default=None,
-    help="Start a cluster for the run instead of using --bootstrap: one `raftkafka dev` process, or 3 "
-    "controllers and 3 brokers.",
-)
+@cluster_option()
 @click.option("--topic", default="raftkafka-bench-rebalance", show_default=True, help="Topic (created when missing).")
 @click.option("--group", default="raftkafka-bench-rebalance", show_default=True, help="Consumer group (deleted after).")
 @click.option("--consumers", type=click.IntRange(min=2), default=3, show_default=True, help="Consumer processes.")
@@ -413,7 +415,7 @@ def failover(
     show_default=True,
     help="The consumers' heartbeat.interval.ms.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (no progress).")
+@json_option
 @bootstrap_option
 @config_option
 @log_level_option
@@ -503,7 +505,7 @@ def rebalance(
     "--redis-server", default=None, help="The redis-server binary  [default: found on PATH or in /usr/sbin]."
 )
 @click.option("--nats-server", default=None, help="The nats-server binary  [default: found on PATH or in /usr/sbin].")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (no progress).")
+@json_option
 @config_option
 @log_level_option
 def compare(
@@ -550,13 +552,7 @@ def compare(
 
 
 @bench.command()
-@click.option(
-    "--cluster",
-    type=click.Choice(CLUSTER_KINDS),
-    default=None,
-    help="Start a cluster for the run instead of using --bootstrap, and watch all its processes: one `raftkafka "
-    "dev` process, or 3 controllers and 3 brokers.",
-)
+@cluster_option(", and watch all its processes")
 @click.option(
     "--pid",
     "pids",
@@ -604,7 +600,7 @@ def compare(
     show_default=True,
     help="RSS growth (end - start) a process must stay below.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (no progress).")
+@json_option
 @bootstrap_option
 @config_option
 @log_level_option
@@ -646,13 +642,7 @@ def soak(
 
 
 @bench.command()
-@click.option(
-    "--cluster",
-    type=click.Choice(CLUSTER_KINDS),
-    default=None,
-    help="Start a cluster for the run instead of using --bootstrap: one `raftkafka dev` process, or 3 "
-    "controllers and 3 brokers.",
-)
+@cluster_option()
 @click.option(
     "--sizes", default="10,100,1000,10000,100000", show_default=True, help="Record sizes of the size scan (bytes)."
 )
@@ -667,7 +657,7 @@ def soak(
     show_default=True,
     help="Payload MB per run, at most (fewer records for big ones).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (no progress).")
+@json_option
 @bootstrap_option
 @config_option
 @log_level_option
