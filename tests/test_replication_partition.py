@@ -187,10 +187,13 @@ def test_waiting_followers_hear_of_a_new_high_watermark_with_the_next_records_or
         partition.add_reader(follower, replica=True)
         partition.read_for_follower(3, 2, 1 << 20, 0)
         moved = loop.time()
-        assert partition.high_watermark == 2 and follower.woken == 1
-        while follower.woken == 1:  # no records come: the news alone wakes it, a few milliseconds later
+        mover = Waiter()  # the follower whose fetch moved it waits from now on
+        partition.add_reader(mover, replica=True)
+        assert partition.high_watermark == 2 and follower.woken == 1 and mover.woken == 0
+        while follower.woken == 1:  # no records come: the news alone wakes both, a few milliseconds later
             assert loop.time() - moved < 1, "the follower never heard of the new high watermark"
             await asyncio.sleep(0.001)
+        assert mover.woken == 1
         assert loop.time() - moved >= HIGH_WATERMARK_NEWS_DELAY_S * 0.9
 
     asyncio.run(scenario())

@@ -126,6 +126,7 @@ class Partition:
         self._replica_readers: list[FetchWaiter] = []
         self._delayed_produces: list[tuple[int, asyncio.Future[None]]] = []
         self._high_watermark_news: asyncio.TimerHandle | None = None  # see _set_high_watermark
+        self._loop: asyncio.AbstractEventLoop | None = None  # the event loop, once a timer needed it
 
     # -- role -----------------------------------------------------------------------------------------
 
@@ -227,13 +228,12 @@ class Partition:
         self._wake(self._readers)
         if self._delayed_produces:
             self._complete_delayed_produces()
-        if self._replica_readers and self._high_watermark_news is None:
+        if self.followers and self._high_watermark_news is None:
             # Waiting followers learn the new high watermark with the next records appended, or after
             # HIGH_WATERMARK_NEWS_DELAY_S: under load (or one record at a time) the news rides on the next
-            # fetch answer instead of costing every follower one more fetch round trip per move.
-            self._high_watermark_news = asyncio.get_running_loop().call_later(
-                HIGH_WATERMARK_NEWS_DELAY_S, self._wake_followers
-            )
+            # fetch answer instead of costing every follower one more fetch round trip per move. (The follower
+            # whose fetch moved it starts waiting only after this: the timer covers it too.)
+            self._schedule_high_watermark_news()
         for listener in self.on_high_watermark_change:
             listener(self)
 
@@ -371,6 +371,14 @@ class Partition:
         if len(readers) >= MAX_WAITING_READERS:  # long polls that timed out on an idle partition: forget them
             readers[:] = [w for w in readers if not w.done()]
         readers.append(waiter)
+
+    def _schedule_high_watermark_news(self) -> None:
+        if self._loop is None:
+            try:
+                self._loop = asyncio.get_running_loop()
+            except RuntimeError:  # driven without an event loop (unit tests): no fetch can be waiting
+                return
+        self._high_watermark_news = self._loop.call_later(HIGH_WATERMARK_NEWS_DELAY_S, self._wake_followers)
 
     def _wake_followers(self) -> None:
         """Answer the waiting follower fetches now (new records, the high watermark's news, or a role change)."""
