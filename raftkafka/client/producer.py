@@ -9,8 +9,8 @@ broker for a producer id (INIT_PRODUCER_ID), and each batch is encoded once with
 partition's next sequence number, so a retry resends the same bytes and the partition leader answers a
 duplicate with the stored offset. At most one batch per partition is in flight (Kafka allows five, putting
 retries back in sequence order; one is the simple correct rule), so a retry never overtakes a later batch.
-The per-record hot path is ``RecordAccumulator.append`` (safe from any thread): ``send`` calls it, and the
-sync ``Producer``'s ``send`` is that method itself.
+The per-record hot path is ``RecordAccumulator.append`` (safe from any thread): ``send`` calls it, and so
+does the sync ``Producer``'s ``send``, straight from the user's thread.
 
 The sender is a loop callback, not a task: a wake-up schedules one round (drain, dispatch), however often
 it is asked for before the round runs. A PRODUCE request is written by the round itself and its answer
