@@ -402,40 +402,47 @@ class Fetcher:
         error: Exception | None,
     ) -> None:
         """A FETCH's answer (or failure), straight from the connection: buffer each partition's data and wake
-        the ``wait_for_data`` callers; plan the next fetches (they go out before the records are handed out,
-        so the broker reads the next answer while this one is decoded)."""
+        the ``wait_for_data`` callers; then plan the next fetches.
+
+        The next fetches go out before the records are decoded (the broker reads the next answer meanwhile) but
+        after the callers woken here have run: a request the application sends on seeing the records (the next
+        record's PRODUCE, one at a time) reaches the broker first or together with the FETCH, so the broker
+        wakes once for both. Planning first made it wake twice, each wake-up costing tens of µs on a VM.
+        """
         for state, epoch, _ in sent.values():
             if state.fetching == epoch:
                 state.fetching = -1
         if self._closed:
             return
-        self.wakeup()
-        if error is not None:
-            exc = error if isinstance(error, RaftKafkaError) else NetworkError(str(error))
-            log.debug("fetch from %s:%d failed: %s", *address, exc)
-            for state, _, _ in sent.values():
-                self._backoff(state, exc)
-            self.network.request_refresh()
-            return
-        for topic, partitions in response["topics"]:
-            for partition, error_code, _high_watermark, _log_start, data in partitions:
-                tp = TopicPartition(topic, partition)
-                entry = sent.get(tp)
-                if entry is None or self.states.get(tp) is not entry[0] or entry[0].epoch != entry[1]:
-                    continue  # unassigned or sought since the request went out
-                state, epoch, offset = entry
-                if error_code:
-                    self._fetch_error(tp, state, from_wire(error_code, None))
-                elif data:
-                    length, next_offset = complete_prefix(data)
-                    if length == 0:
-                        self._deliver(FetchedData(tp, epoch, error=MessageTooLargeError(
-                            f"{topic}-{partition} at offset {offset}: a batch is larger than "
-                            f"max_partition_fetch_bytes ({self.max_partition_fetch_bytes})"
-                        )))
-                        continue
-                    state.fetch_offset = next_offset
-                    self._deliver(FetchedData(tp, epoch, data, next_offset))
+        try:
+            if error is not None:
+                exc = error if isinstance(error, RaftKafkaError) else NetworkError(str(error))
+                log.debug("fetch from %s:%d failed: %s", *address, exc)
+                for state, _, _ in sent.values():
+                    self._backoff(state, exc)
+                self.network.request_refresh()
+                return
+            for topic, partitions in response["topics"]:
+                for partition, error_code, _high_watermark, _log_start, data in partitions:
+                    tp = TopicPartition(topic, partition)
+                    entry = sent.get(tp)
+                    if entry is None or self.states.get(tp) is not entry[0] or entry[0].epoch != entry[1]:
+                        continue  # unassigned or sought since the request went out
+                    state, epoch, offset = entry
+                    if error_code:
+                        self._fetch_error(tp, state, from_wire(error_code, None))
+                    elif data:
+                        length, next_offset = complete_prefix(data)
+                        if length == 0:
+                            self._deliver(FetchedData(tp, epoch, error=MessageTooLargeError(
+                                f"{topic}-{partition} at offset {offset}: a batch is larger than "
+                                f"max_partition_fetch_bytes ({self.max_partition_fetch_bytes})"
+                            )))
+                            continue
+                        state.fetch_offset = next_offset
+                        self._deliver(FetchedData(tp, epoch, data, next_offset))
+        finally:
+            self.wakeup()  # queued after the callers' wake-ups (see above)
 
     def _fetch_error(self, tp: TopicPartition, state: PartitionState, error: RaftKafkaError) -> None:
         if isinstance(error, OffsetOutOfRangeError):
