@@ -90,6 +90,9 @@ def test_acks_all_produce_on_an_own_3x3_cluster_uses_replication_factor_3(tmp_pa
     assert isinstance(config, dict)
     assert config["cluster"] == "3x3" and config["replication_factor"] == 3 and config["acks"] == "all"
     assert config["bootstrap"].count(",") == 2  # the own cluster's three brokers, not --bootstrap
+    assert {process["process"] for process in figures["cpu"]} == {  # type: ignore[union-attr]
+        "client", "controller 1001", "controller 1002", "controller 1003", "broker 1", "broker 2", "broker 3",
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("workload", ["consume", "e2e"])
@@ -99,6 +102,7 @@ def test_consume_and_e2e_run_on_an_own_dev_cluster(tmp_path: Path, workload: str
     assert figures["workload"] == workload and figures["records"] == int(records)
     config = figures["settings"]
     assert isinstance(config, dict) and config["cluster"] == "dev" and config["replication_factor"] == 1
+    assert [process["process"] for process in figures["cpu"]] == ["client", "dev 1"]  # type: ignore[union-attr]
 
 
 def test_ctrl_c_in_the_middle_of_a_run_stops_the_own_cluster(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from raftkafka.bench.e2e import round_trips
 from raftkafka.bench.progress import Progress
 from raftkafka.errors import InvalidConfigError
 from raftkafka.structs import TopicPartition
+from tests.processes import DevServer
 
 
 def bench(workload: str, bootstrap: str, *args: str) -> dict[str, object]:
@@ -31,14 +32,16 @@ def bench(workload: str, bootstrap: str, *args: str) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("workload", ["produce", "consume", "e2e"])
-def test_workload_reports_its_figures_as_json(workload: str, dev_server: str) -> None:
+def test_workload_reports_its_figures_as_json(workload: str, dev_process: DevServer) -> None:
     records = 50 if workload == "e2e" else 3_000
     partitions = "1" if workload == "e2e" else "2"
+    assert dev_process.proc is not None
+    server_pid = dev_process.proc.pid
     figures = bench(
         workload,
-        dev_server,
+        dev_process.bootstrap,
         *("--records", str(records), "--record-size", "64", "--warmup-records", "20"),
-        *("--partitions", partitions, "--topic", f"bench-{workload}"),
+        *("--partitions", partitions, "--topic", f"bench-{workload}", "--pid", str(server_pid)),
     )
     assert figures["workload"] == workload
     assert figures["records"] == records and figures["bytes"] == records * 64
@@ -50,6 +53,10 @@ def test_workload_reports_its_figures_as_json(workload: str, dev_server: str) ->
         assert isinstance(latency, dict)
         assert 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["p999_ms"] <= latency["max_ms"]
     assert figures["settings"]["topic"] == f"bench-{workload}"
+    cpu = {process["process"]: process for process in figures["cpu"]}  # type: ignore[union-attr]
+    assert set(cpu) == {"client", f"pid {server_pid}"} and cpu[f"pid {server_pid}"]["pid"] == server_pid
+    assert cpu["client"]["cpu_s"] > 0 and cpu["client"]["cpu_us_per_record"] > 0
+    assert cpu[f"pid {server_pid}"]["cpu_s"] >= 0 and cpu[f"pid {server_pid}"]["sleeps"] >= 0  # 10 ms ticks
 
 
 def test_consume_reuses_what_produce_left_in_the_topic(dev_server: str) -> None:

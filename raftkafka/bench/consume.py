@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from raftkafka.bench.cpu import CpuMeter
 from raftkafka.bench.produce import make_producer, send_records
 from raftkafka.bench.progress import Progress
 from raftkafka.bench.result import BenchResult
@@ -81,6 +82,8 @@ def run_consume(settings: BenchSettings, *, show_progress: bool) -> BenchResult:
             available = needed
         consumer.seek_to_beginning(partitions)
         read_records(consumer, settings.warmup_records, Progress.silent())
+        meter = CpuMeter(settings.servers)
+        meter.start()
         if settings.duration_s is None:
             progress = Progress("consume", settings.records, enabled=show_progress)
             start = time.perf_counter_ns()
@@ -90,10 +93,12 @@ def run_consume(settings: BenchSettings, *, show_progress: bool) -> BenchResult:
             start = time.perf_counter_ns()
             records = read_for(consumer, partitions, settings.duration_s, available, progress)
         elapsed = time.perf_counter_ns() - start
+        cpu = meter.stop()
         progress.finish(records)
     return BenchResult(
         workload="consume",
         settings=settings,
         throughput=throughput(records, settings.record_size, elapsed),
+        cpu=cpu,
         timeline=tuple(progress.timeline),
     )

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from raftkafka.aio import AsyncConsumer, AsyncProducer
+from raftkafka.bench.cpu import CpuMeter, ProcessCpu
 from raftkafka.bench.produce import producer_options
 from raftkafka.bench.progress import Progress
 from raftkafka.bench.result import BenchResult
@@ -54,8 +55,9 @@ async def round_trips(
 
 async def measure(
     settings: BenchSettings, partitions: list[TopicPartition], *, show_progress: bool
-) -> tuple[list[int], int, Progress]:
-    """Warm up, then time the round trips; returns the latencies, the elapsed nanoseconds and the progress."""
+) -> tuple[list[int], int, Progress, tuple[ProcessCpu, ...]]:
+    """Warm up, then time the round trips; returns the latencies, the elapsed nanoseconds, the progress and the
+    CPU the client and ``settings.servers`` spent."""
     payload = make_payload(settings.record_size)
     async with (
         AsyncProducer(settings.bootstrap, **producer_options(settings)) as producer,
@@ -69,22 +71,26 @@ async def measure(
             producer, consumer, settings.topic, payload, settings.warmup_records, progress=Progress.silent()
         )
         progress = Progress("e2e", settings.records, enabled=show_progress)
+        meter = CpuMeter(settings.servers)
+        meter.start()
         start = time.perf_counter_ns()
         samples = await round_trips(producer, consumer, settings.topic, payload, settings.records, progress=progress)
-        return samples, time.perf_counter_ns() - start, progress
+        elapsed = time.perf_counter_ns() - start
+        return samples, elapsed, progress, meter.stop()
 
 
 def run_e2e(settings: BenchSettings, *, show_progress: bool) -> BenchResult:
     """Time ``settings.records`` produce-then-consume round trips after a warm-up."""
     description = ensure_topic(settings)
     partitions = [TopicPartition(settings.topic, p.id) for p in description.partitions]
-    samples, elapsed, progress = run(measure(settings, partitions, show_progress=show_progress))
+    samples, elapsed, progress, cpu = run(measure(settings, partitions, show_progress=show_progress))
     progress.finish(settings.records)
     return BenchResult(
         workload="e2e",
         settings=settings,
         throughput=throughput(settings.records, settings.record_size, elapsed),
         latency=summarize_latencies(samples),
+        cpu=cpu,
         timeline=tuple(progress.timeline),
         latency_samples_ns=tuple(samples),
     )

@@ -223,6 +223,10 @@ class LocalCluster:
     def nodes(self) -> list[ClusterProcess]:
         return [*self.controllers, *self.brokers]
 
+    def processes(self) -> list[tuple[str, int]]:
+        """``(name, pid)`` of every running node ("broker 1", "controller 2"...)."""
+        return [(f"{node.plan.role} {node.node_id}", node.proc.pid) for node in self.nodes if node.proc is not None]
+
     @property
     def controller_addresses(self) -> list[str]:
         """Every controller's client listener."""

@@ -7,13 +7,15 @@ With ``--clients N`` the same ``produce_share`` runs in N processes (``produce_c
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Protocol
 
+from raftkafka.bench.cpu import CLIENT, CpuMeter, ProcessCpu, read_own, spent
 from raftkafka.bench.progress import Progress
 from raftkafka.bench.result import BenchResult
 from raftkafka.bench.settings import BenchSettings, make_payload
@@ -57,12 +59,13 @@ class AckRecorder:
 @dataclass(frozen=True, slots=True)
 class ClientRun:
     """What one client measured: records sent, its clock (``perf_counter_ns``, one clock for every process on the
-    machine) at the start and after the final flush, and its latency samples."""
+    machine) at the start and after the final flush, its latency samples and the CPU its process spent."""
 
     sent: int
     start_ns: int
     end_ns: int
     samples_ns: tuple[int, ...]
+    cpu: ProcessCpu | None
 
 
 def producer_options(settings: BenchSettings) -> dict[str, Any]:
@@ -131,6 +134,7 @@ def produce_share(
             send_records(producer, settings, warmup, payload, Progress.silent())
         ready()
         progress = make_progress()
+        cpu_before = read_own()
         start = time.perf_counter_ns()
         if settings.duration_s is None:
             recorder = send_records(producer, settings, count, payload, progress)
@@ -138,18 +142,21 @@ def produce_share(
             until = start + int(settings.duration_s * NS_PER_S)
             recorder = send_records(producer, settings, sys.maxsize, payload, progress, until_ns=until)
         end = time.perf_counter_ns()
+        cpu = spent(CLIENT, os.getpid(), cpu_before, read_own())
         progress.finish(recorder.sent)
-    return ClientRun(recorder.sent, start, end, tuple(recorder.samples_ns))
+    return ClientRun(recorder.sent, start, end, tuple(recorder.samples_ns), cpu)
 
 
 def run_produce(settings: BenchSettings, *, show_progress: bool) -> BenchResult:
     """Warm up, then produce ``settings.records`` records (or for ``settings.duration_s``) and measure."""
     ensure_topic(settings)
     total = None if settings.duration_s is not None else settings.records
+    servers = CpuMeter(settings.servers, client=False)  # each client reads its own CPU
     if settings.clients > 1:
         from raftkafka.bench.produce_clients import produce_in_processes
 
-        runs, timeline = produce_in_processes(settings, total=total, show_progress=show_progress)
+        runs, timeline = produce_in_processes(settings, total=total, show_progress=show_progress, ready=servers.start)
+        clients = [replace(run.cpu, name=f"{CLIENT} {index}") for index, run in enumerate(runs) if run.cpu]
     else:
         made: list[Progress] = []
 
@@ -157,8 +164,10 @@ def run_produce(settings: BenchSettings, *, show_progress: bool) -> BenchResult:
             made.append(Progress("produce", total, enabled=show_progress))
             return made[0]
 
-        runs = [produce_share(settings, settings.records, settings.warmup_records, make_progress)]
+        runs = [produce_share(settings, settings.records, settings.warmup_records, make_progress, servers.start)]
         timeline = made[0].timeline
+        clients = [run.cpu for run in runs if run.cpu]
+    cpu = (*clients, *servers.stop())
     records = sum(run.sent for run in runs)
     elapsed = max(run.end_ns for run in runs) - min(run.start_ns for run in runs)
     samples = tuple(sample for run in runs for sample in run.samples_ns)
@@ -167,6 +176,7 @@ def run_produce(settings: BenchSettings, *, show_progress: bool) -> BenchResult:
         settings=settings,
         throughput=throughput(records, settings.record_size, elapsed),
         latency=summarize_latencies(samples),
+        cpu=cpu,
         timeline=tuple(timeline),
         latency_samples_ns=samples,
     )

@@ -12,6 +12,7 @@ import multiprocessing
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from raftkafka.bench.produce import ClientRun, produce_share
@@ -64,9 +65,10 @@ def client_main(
 
 
 def produce_in_processes(
-    settings: BenchSettings, *, total: int | None, show_progress: bool
+    settings: BenchSettings, *, total: int | None, show_progress: bool, ready: Callable[[], object] = lambda: None
 ) -> tuple[list[ClientRun], list[tuple[float, int]]]:
-    """Run ``settings.clients`` client processes; their runs and the summed timeline (from the start signal)."""
+    """Run ``settings.clients`` client processes; their runs and the summed timeline (from the start signal, when
+    ``ready`` is called)."""
     context = multiprocessing.get_context("spawn")
     clients = settings.clients
     barrier = context.Barrier(clients + 1)
@@ -90,6 +92,7 @@ def produce_in_processes(
             barrier.wait(START_TIMEOUT_S)
         except threading.BrokenBarrierError:
             raise ChildProcessError(f"the clients did not start: {first_error(results, clients)}") from None
+        ready()
         progress = Progress(f"produce ({clients} clients)", total, enabled=show_progress)
         runs = collect(results, clients, counts, progress, settings)
         progress.finish(sum(run.sent for run in runs))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from raftkafka.bench.cpu import ProcessCpu
 from raftkafka.bench.settings import BenchSettings
 from raftkafka.bench.stats import NS_PER_MS, LatencySummary, Spread, Throughput, spread
 
@@ -14,14 +15,15 @@ from raftkafka.bench.stats import NS_PER_MS, LatencySummary, Spread, Throughput,
 class BenchResult:
     """Figures of one workload, measured after its warm-up.
 
-    ``timeline`` (``(seconds, records done)`` points) and ``latency_samples_ns`` are the raw data ``--plot`` draws;
-    they stay out of the JSON.
+    ``cpu`` is what the client and the watched servers spent meanwhile. ``timeline`` (``(seconds, records done)``
+    points) and ``latency_samples_ns`` are the raw data ``--plot`` draws; they stay out of the JSON.
     """
 
     workload: str
     settings: BenchSettings
     throughput: Throughput
     latency: LatencySummary | None = None
+    cpu: tuple[ProcessCpu, ...] = ()
     timeline: tuple[tuple[float, int], ...] = field(default=(), repr=False, compare=False)
     latency_samples_ns: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
@@ -46,6 +48,7 @@ class BenchResult:
             "records_per_s": round(self.throughput.records_per_s, 1),
             "mb_per_s": round(self.throughput.mb_per_s, 3),
             "latency_ms": None if self.latency is None else {k: round(v, 4) for k, v in asdict(self.latency).items()},
+            "cpu": [process.as_dict(self.throughput.records) for process in self.cpu],
             "settings": self.settings.as_dict(),
         }
 
@@ -61,6 +64,8 @@ class BenchResult:
                 f", latency ms: mean {lat.mean_ms:.3f}, p50 {lat.p50_ms:.3f}, p99 {lat.p99_ms:.3f}, "
                 f"p99.9 {lat.p999_ms:.3f}, max {lat.max_ms:.3f}"
             )
+        if self.cpu:
+            line += "; CPU per record: " + "; ".join(process.brief(self.throughput.records) for process in self.cpu)
         return line
 
 

@@ -25,7 +25,8 @@ class BenchSettings:
     ``cluster`` names a cluster the workload starts for itself (``bootstrap`` is then ignored until the
     cluster's own is filled in); ``replication_factor`` None means every broker of an own cluster, else 1.
     ``duration_s`` (produce and consume) times that many seconds instead of ``records`` records; ``clients``
-    (produce) is the number of client processes sharing the work.
+    (produce) is the number of client processes sharing the work. ``servers`` are the ``(name, pid)`` of the
+    server processes whose CPU the run reports (``--pid``, or every process of an own cluster).
     """
 
     bootstrap: str
@@ -42,6 +43,7 @@ class BenchSettings:
     cluster: str | None = None
     duration_s: float | None = None
     clients: int = 1
+    servers: tuple[tuple[str, int], ...] = ()
 
     @property
     def replicas(self) -> int:
@@ -81,8 +83,11 @@ class BenchSettings:
         return self
 
     def as_dict(self) -> dict[str, Any]:
-        """The settings as plain JSON-ready values (the replication factor resolved)."""
-        return {**asdict(self), "replication_factor": self.replicas}
+        """The settings as plain JSON-ready values (the replication factor resolved; the servers are in the
+        result's CPU figures)."""
+        settings = {**asdict(self), "replication_factor": self.replicas}
+        del settings["servers"]
+        return settings
 
 
 def make_payload(size: int, seed: int = 0) -> bytes:

@@ -342,9 +342,7 @@ def run_soak(settings: SoakSettings, *, on_sample: SampleCallback = lambda *_: N
         return _soak(settings, processes, on_sample)
     with own_cluster(settings.cluster) as cluster:
         own = replace(settings, bootstrap=cluster.bootstrap)
-        processes = [
-            ProcessMemory(f"{node.plan.role} {node.node_id}", node.proc.pid) for node in cluster.nodes if node.proc
-        ]
+        processes = [ProcessMemory(name, pid) for name, pid in cluster.processes()]
         return _soak(own, processes, on_sample)
 
 

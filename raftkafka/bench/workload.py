@@ -24,10 +24,10 @@ def run_repeated(
     workload: Callable[..., Result], settings: BenchSettings, *, show_progress: bool, repeat: int
 ) -> list[Result]:
     """Validate ``settings`` and run ``workload`` ``repeat`` times in a row; with ``settings.cluster`` all runs share
-    one fresh cluster, always removed."""
+    one fresh cluster, always removed, whose processes are the ``servers`` the runs report the CPU of."""
     settings.validate()
     if settings.cluster is None:
         return [workload(settings, show_progress=show_progress) for _ in range(repeat)]
     with own_cluster(settings.cluster) as cluster:
-        own = replace(settings, bootstrap=cluster.bootstrap)
+        own = replace(settings, bootstrap=cluster.bootstrap, servers=tuple(cluster.processes()))
         return [workload(own, show_progress=show_progress) for _ in range(repeat)]

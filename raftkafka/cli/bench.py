@@ -61,6 +61,17 @@ def cluster_option(doing: str = "", then: str = "") -> Callable[[Callable[..., A
     )
 
 
+def pid_option(what: str) -> Callable[[Callable[..., Any]], Any]:
+    """``--pid PID`` (repeatable): a server process to watch with --bootstrap, for ``what``."""
+    return click.option(
+        "--pid",
+        "pids",
+        type=click.IntRange(min=1),
+        multiple=True,
+        help=f"With --bootstrap: a server process to report {what} (repeat for several).",
+    )
+
+
 def workload_options(
     *, records: int, linger_ms: int, warmup: int, duration: bool = False, clients: bool = False
 ) -> Callable[[Callable[..., Any]], Any]:
@@ -129,6 +140,7 @@ def workload_options(
             "pip install 'raftkafka[plot]').",
         ),
         json_option,
+        pid_option("the CPU per record of (with --cluster: every process of it)"),
         bootstrap_option,
         config_option,
         log_level_option,
@@ -166,16 +178,27 @@ def workload_options(
 
 
 def run_workload(
-    workload: Workload, *, as_json: bool, log_level: str, repeat: int, plot: str | None, **settings: Any
+    workload: Workload,
+    *,
+    as_json: bool,
+    log_level: str,
+    repeat: int,
+    plot: str | None,
+    pids: tuple[int, ...] = (),
+    **settings: Any,
 ) -> None:
     """Validate the settings, run the workload ``repeat`` times (on one own cluster with --cluster), draw the runs
-    into ``plot`` if asked, and print the figures: one run's, or every run's and their median and spread."""
+    into ``plot`` if asked, and print the figures: one run's, or every run's and their median and spread. The CPU
+    of the ``pids`` (or of the own cluster's processes) is reported with the client's."""
     from raftkafka.bench.plot import draw, missing_matplotlib
     from raftkafka.bench.result import RepeatedResult
     from raftkafka.bench.workload import run_repeated
 
     if plot is not None and (why := missing_matplotlib()) is not None:
         fail(why)
+    if pids and settings.get("cluster") is not None:
+        raise click.UsageError("--pid is for --bootstrap: with --cluster the run watches its own processes")
+    settings["servers"] = tuple((f"pid {pid}", pid) for pid in pids)
 
     def measure() -> Report:
         runs = run_repeated(workload, BenchSettings(**settings), show_progress=not as_json, repeat=repeat)
@@ -234,8 +257,8 @@ def consume(group: str | None, consumers: int, **options: Any) -> None:
         return
     from raftkafka.bench.group_consume import GroupSettings, run_group_consume
 
-    if options["repeat"] != 1 or options["plot"] is not None or options["duration_s"] is not None:
-        raise click.UsageError("--repeat, --plot and --duration do not apply to --group")
+    if options["repeat"] != 1 or options["plot"] is not None or options["duration_s"] is not None or options["pids"]:
+        raise click.UsageError("--repeat, --plot, --duration and --pid do not apply to --group")
     options.pop("repeat")
     options.pop("plot")
     source = click.get_current_context().get_parameter_source("partitions")
@@ -553,13 +576,7 @@ def compare(
 
 @bench.command()
 @cluster_option(", and watch all its processes")
-@click.option(
-    "--pid",
-    "pids",
-    type=click.IntRange(min=1),
-    multiple=True,
-    help="With --bootstrap: a server process to watch (repeat for several).",
-)
+@pid_option("the memory of")
 @click.option(
     "--duration",
     "duration_s",
