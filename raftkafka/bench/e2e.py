@@ -60,8 +60,8 @@ async def measure(
     CPU the client and ``settings.servers`` spent."""
     payload = make_payload(settings.record_size)
     async with (
-        AsyncProducer(settings.bootstrap, **producer_options(settings)) as producer,
-        AsyncConsumer(bootstrap=settings.bootstrap) as consumer,
+        AsyncProducer(settings.bootstrap, **producer_options(settings), idle_poll_us=settings.idle_poll_us) as producer,
+        AsyncConsumer(bootstrap=settings.bootstrap, idle_poll_us=settings.idle_poll_us) as consumer,
     ):
         consumer.assign(partitions)
         consumer.seek_to_end()

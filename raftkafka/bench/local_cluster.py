@@ -171,7 +171,7 @@ class LocalCluster:
     """``controllers`` voters and ``brokers`` brokers on loopback; use as ``async with LocalCluster(...)``.
 
     ``controller_args`` are appended to every controller's command line (e.g. a shorter
-    ``--broker-session-timeout-ms``).
+    ``--broker-session-timeout-ms``), ``broker_args`` to every broker's (and the dev process's).
     """
 
     def __init__(
@@ -182,25 +182,30 @@ class LocalCluster:
         data_dir: Path | None = None,
         log_level: str = "warning",
         controller_args: Sequence[str] = (),
+        broker_args: Sequence[str] = (),
     ) -> None:
         self._temporary = data_dir is None
+        self.broker_args = list(broker_args)
         self.data_dir = Path(tempfile.mkdtemp(prefix="raftkafka-bench-")) if data_dir is None else data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_level = log_level
         secret_dir = self.data_dir / "secret"
         ensure_cluster_secret(secret_dir)
         plans = _plan_on_free_ports(controllers, brokers, self.data_dir, secret_path(secret_dir))
-        plans = [replace(p, args=[*p.args, *controller_args]) if p.role == "controller" else p for p in plans]
+        extra = {"controller": list(controller_args), "broker": self.broker_args}
+        plans = [replace(p, args=[*p.args, *extra[p.role]]) for p in plans]
         nodes = [self._process(plan) for plan in plans]
         self.controllers = [node for node in nodes if node.plan.role == "controller"]
         self.brokers = [node for node in nodes if node.plan.role == "broker"]
 
     @classmethod
-    def dev(cls, *, data_dir: Path | None = None, log_level: str = "warning") -> LocalCluster:
+    def dev(
+        cls, *, data_dir: Path | None = None, log_level: str = "warning", broker_args: Sequence[str] = ()
+    ) -> LocalCluster:
         """One ``raftkafka dev`` process (controller and broker 1 in one), counted as the cluster's broker."""
-        cluster = cls(0, 0, data_dir=data_dir, log_level=log_level)
+        cluster = cls(0, 0, data_dir=data_dir, log_level=log_level, broker_args=broker_args)
         listen = f"{HOST}:{_free_port()}"
-        args = ["dev", "--data-dir", str(cluster.data_dir / "dev"), "--listen", listen]
+        args = ["dev", "--data-dir", str(cluster.data_dir / "dev"), "--listen", listen, *cluster.broker_args]
         cluster.brokers.append(cluster._process(NodePlan("dev", 1, listen, args)))
         return cluster
 
@@ -268,9 +273,12 @@ class LocalCluster:
 
 
 @contextmanager
-def own_cluster(kind: str, *, log_level: str = "warning") -> Iterator[LocalCluster]:
+def own_cluster(kind: str, *, log_level: str = "warning", broker_args: Sequence[str] = ()) -> Iterator[LocalCluster]:
     """Start a ``"dev"`` or ``"3x3"`` cluster (3 controllers, 3 brokers) for a sync workload; always remove it."""
-    cluster = LocalCluster.dev(log_level=log_level) if kind == "dev" else LocalCluster(3, 3, log_level=log_level)
+    if kind == "dev":
+        cluster = LocalCluster.dev(log_level=log_level, broker_args=broker_args)
+    else:
+        cluster = LocalCluster(3, 3, log_level=log_level, broker_args=broker_args)
     try:
         run(cluster.start())
         yield cluster

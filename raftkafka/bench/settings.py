@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from raftkafka.errors import InvalidConfigError
+from raftkafka.net.idle_poll import validate_idle_poll_us
 
 Acks = Literal["0", "1", "all"]
 COMPRESSION_TYPES = ("none", "lz4", "zstd")
@@ -27,6 +28,7 @@ class BenchSettings:
     ``duration_s`` (produce and consume) times that many seconds instead of ``records`` records; ``clients``
     (produce) is the number of client processes sharing the work. ``servers`` are the ``(name, pid)`` of the
     server processes whose CPU the run reports (``--pid``, or every process of an own cluster).
+    ``idle_poll_us`` (e2e) is the idle-poll window of the client and of an own cluster's brokers.
     """
 
     bootstrap: str
@@ -44,6 +46,7 @@ class BenchSettings:
     duration_s: float | None = None
     clients: int = 1
     servers: tuple[tuple[str, int], ...] = ()
+    idle_poll_us: int = 0
 
     @property
     def replicas(self) -> int:
@@ -55,6 +58,10 @@ class BenchSettings:
     def topic_config(self) -> dict[str, str]:
         """The config a created topic gets: ``min.insync.replicas`` 2 (at most the replication factor)."""
         return {"min.insync.replicas": str(min(MIN_INSYNC_REPLICAS, self.replicas))}
+
+    def broker_args(self) -> list[str]:
+        """Command-line arguments an own cluster's brokers get."""
+        return ["--idle-poll-us", str(self.idle_poll_us)] if self.idle_poll_us else []
 
     def validate(self) -> BenchSettings:
         """Return self, or raise ``InvalidConfigError`` naming the first bad setting."""
@@ -74,6 +81,7 @@ class BenchSettings:
             raise InvalidConfigError(f"--duration must be > 0 seconds, not {self.duration_s}")
         if self.clients < 1:
             raise InvalidConfigError(f"--clients must be >= 1, not {self.clients}")
+        validate_idle_poll_us(self.idle_poll_us)
         if self.replicas < 1:
             raise InvalidConfigError(f"--replication-factor must be >= 1, not {self.replicas}")
         if self.cluster is not None and self.replicas > CLUSTER_BROKERS[self.cluster]:

@@ -28,6 +28,6 @@ def run_repeated(
     settings.validate()
     if settings.cluster is None:
         return [workload(settings, show_progress=show_progress) for _ in range(repeat)]
-    with own_cluster(settings.cluster) as cluster:
+    with own_cluster(settings.cluster, broker_args=settings.broker_args()) as cluster:
         own = replace(settings, bootstrap=cluster.bootstrap, servers=tuple(cluster.processes()))
         return [workload(own, show_progress=show_progress) for _ in range(repeat)]

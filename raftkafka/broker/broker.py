@@ -20,6 +20,7 @@ from typing import Protocol
 from raftkafka.metadata.image import MetadataImage
 from raftkafka.metadata.meta_properties import ensure_meta_properties, replace_incarnation
 from raftkafka.metadata.records import MetadataRecord, topics_touched
+from raftkafka.net.idle_poll import idle_poll
 from raftkafka.net.server import RequestServer
 from raftkafka.storage.log_manager import LogManager
 from raftkafka.structs import BrokerInfo
@@ -95,7 +96,8 @@ class Broker:
             duplicate_timeout_s=duplicate_timeout_s,
         )
         self.replicas = ReplicaManager(config.node_id, self.log_manager, config.log_defaults)
-        self.replica_fetchers = ReplicaFetcherManager(config.node_id)
+        self.idle_poll = idle_poll(config.idle_poll_us)
+        self.replica_fetchers = ReplicaFetcherManager(config.node_id, idle_poll=self.idle_poll)
         self.replicas.on_partitions_changed = self.replica_fetchers.update
         self.server: RequestServer | None = None
         self.address: tuple[str, int] | None = None
@@ -134,6 +136,7 @@ class Broker:
             api.handlers(),
             max_frame_bytes=config.socket_request_max_bytes,
             max_in_flight=config.max_in_flight_requests_per_connection,
+            idle_poll=self.idle_poll,
         )
         host, port = config.advertised
         if not port:
@@ -243,6 +246,8 @@ class Broker:
         if self.server is not None:
             await self.server.close()
         await self.replica_fetchers.close()
+        if self.idle_poll is not None:
+            self.idle_poll.stop()
         self.replicas.close()
         self.log_manager.close()
         log.info("broker %d stopped", self.config.node_id)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from raftkafka.errors import InvalidConfigError
 from raftkafka.net.frame import DEFAULT_MAX_FRAME_BYTES
+from raftkafka.net.idle_poll import validate_idle_poll_us
 from raftkafka.storage.log_config import LogConfig
 
 
@@ -37,6 +38,8 @@ class BrokerConfig:
     fetch_max_wait_ms_limit: int = 30_000
     replica_lag_time_max_ms: int = 30_000
     """replica.lag.time.max.ms: a follower that has not caught up for this long leaves the ISR."""
+    idle_poll_us: int = 0
+    """After each request received, keep polling this many µs before sleeping (0: off; ``net/idle_poll.py``)."""
 
     @property
     def logs_dir(self) -> Path:
@@ -62,4 +65,5 @@ class BrokerConfig:
             raise InvalidConfigError("background task intervals must be >= 10 ms")
         if self.replica_lag_time_max_ms < 10:
             raise InvalidConfigError(f"replica.lag.time.max.ms must be >= 10, not {self.replica_lag_time_max_ms}")
+        validate_idle_poll_us(self.idle_poll_us)
         return self

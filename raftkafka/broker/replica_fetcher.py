@@ -36,6 +36,7 @@ from raftkafka.errors import (
 from raftkafka.metadata.image import NO_LEADER, MetadataImage
 from raftkafka.net.api import ApiKey
 from raftkafka.net.connection import Connection
+from raftkafka.net.idle_poll import IdlePoll
 from raftkafka.storage.leader_epoch_cache import UNDEFINED_EPOCH, UNDEFINED_OFFSET
 
 from .partition import Partition
@@ -72,7 +73,15 @@ class _FetchState:
 class ReplicaFetcher:
     """The fetch loop for the partitions led by ``leader_id`` at ``address``."""
 
-    def __init__(self, node_id: int, leader_id: int, address: tuple[str, int], config: ReplicaFetcherConfig) -> None:
+    def __init__(
+        self,
+        node_id: int,
+        leader_id: int,
+        address: tuple[str, int],
+        config: ReplicaFetcherConfig,
+        idle_poll: IdlePoll | None = None,
+    ) -> None:
+        self.idle_poll = idle_poll
         self.node_id = node_id
         self.leader_id = leader_id
         self.address = address
@@ -119,7 +128,9 @@ class ReplicaFetcher:
     async def _connect(self) -> Connection:
         if self._connection is None or self._connection.closed:
             host, port = self.address
-            self._connection = await Connection.open(host, port, timeout=self.config.connect_timeout_s)
+            self._connection = await Connection.open(
+                host, port, timeout=self.config.connect_timeout_s, idle_poll=self.idle_poll
+            )
         return self._connection
 
     def _disconnect(self) -> None:
@@ -268,9 +279,12 @@ class ReplicaFetcher:
 class ReplicaFetcherManager:
     """One ``ReplicaFetcher`` per leader broker of the partitions this broker follows."""
 
-    def __init__(self, node_id: int, config: ReplicaFetcherConfig | None = None) -> None:
+    def __init__(
+        self, node_id: int, config: ReplicaFetcherConfig | None = None, *, idle_poll: IdlePoll | None = None
+    ) -> None:
         self.node_id = node_id
         self.config = config or ReplicaFetcherConfig()
+        self.idle_poll = idle_poll
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -291,7 +305,9 @@ class ReplicaFetcherManager:
         for leader_id, address in addresses.items():
             fetcher = self.fetchers.get(leader_id)
             if fetcher is None:
-                fetcher = self.fetchers[leader_id] = ReplicaFetcher(self.node_id, leader_id, address, self.config)
+                fetcher = self.fetchers[leader_id] = ReplicaFetcher(
+                    self.node_id, leader_id, address, self.config, self.idle_poll
+                )
             fetcher.set_partitions(by_leader[leader_id])
 
     def _stop(self, fetcher: ReplicaFetcher) -> None:

@@ -21,6 +21,7 @@ from raftkafka.cli.options import (
     run_command,
     setup_logging,
 )
+from raftkafka.net.idle_poll import MAX_IDLE_POLL_US
 
 if TYPE_CHECKING:
     from raftkafka.bench.workload import Workload
@@ -73,10 +74,16 @@ def pid_option(what: str) -> Callable[[Callable[..., Any]], Any]:
 
 
 def workload_options(
-    *, records: int, linger_ms: int, warmup: int, duration: bool = False, clients: bool = False
+    *,
+    records: int,
+    linger_ms: int,
+    warmup: int,
+    duration: bool = False,
+    clients: bool = False,
+    idle_poll: bool = False,
 ) -> Callable[[Callable[..., Any]], Any]:
-    """The options every workload takes, with this workload's defaults; ``duration`` adds ``--duration`` and
-    ``clients`` adds ``--clients``."""
+    """The options every workload takes, with this workload's defaults; ``duration`` adds ``--duration``,
+    ``clients`` adds ``--clients`` and ``idle_poll`` adds ``--idle-poll-us``."""
     options = [
         click.option("--topic", default=DEFAULT_TOPIC, show_default=True, help="Topic (created when missing)."),
         click.option(
@@ -166,6 +173,19 @@ def workload_options(
                 default=1,
                 show_default=True,
                 help="Client processes sharing the records (each its own producer and warm-up share).",
+            ),
+        )
+
+    if idle_poll:
+        options.insert(
+            2,
+            click.option(
+                "--idle-poll-us",
+                type=click.IntRange(0, MAX_IDLE_POLL_US),
+                default=0,
+                show_default=True,
+                help="The client's idle-poll window (raftkafka dev --idle-poll-us), and with --cluster the brokers' "
+                "too; with --bootstrap start the brokers with it yourself.",
             ),
         )
 
@@ -268,7 +288,7 @@ def consume(group: str | None, consumers: int, **options: Any) -> None:
 
 
 @bench.command()
-@workload_options(records=10_000, linger_ms=0, warmup=1_000)
+@workload_options(records=10_000, linger_ms=0, warmup=1_000, idle_poll=True)
 def e2e(**options: Any) -> None:
     """Produce then consume one record at a time: end-to-end latency p50/p99/p99.9."""
     from raftkafka.bench.e2e import run_e2e

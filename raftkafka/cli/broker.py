@@ -20,7 +20,14 @@ from raftkafka.broker.config import BrokerConfig, parse_host_port
 from raftkafka.broker.controller_client import Address, RemoteController
 from raftkafka.broker.lifecycle import DEFAULT_DUPLICATE_TIMEOUT_S, DEFAULT_HEARTBEAT_INTERVAL_MS
 from raftkafka.broker.metadata_fetcher import MetadataFetcher
-from raftkafka.cli.options import config_option, data_dir_option, log_level_option, run_command, setup_logging
+from raftkafka.cli.options import (
+    config_option,
+    data_dir_option,
+    idle_poll_option,
+    log_level_option,
+    run_command,
+    setup_logging,
+)
 from raftkafka.errors import DuplicateBrokerRegistrationError, InvalidConfigError
 from raftkafka.net.eventloop import run
 
@@ -140,6 +147,7 @@ async def serve_broker(
     show_default=True,
     help="replica.lag.time.max.ms: a follower that has not caught up with the leader for this long leaves the ISR.",
 )
+@idle_poll_option
 @log_level_option
 def broker(
     node_id: int,
@@ -151,6 +159,7 @@ def broker(
     controlled_shutdown_timeout_ms: int,
     duplicate_registration_timeout_ms: int,
     replica_lag_time_max_ms: int,
+    idle_poll_us: int,
     log_level: str,
 ) -> None:
     """Run one broker of a cluster whose controllers run as separate processes."""
@@ -169,6 +178,7 @@ def broker(
             advertised_host=advertised_host,
             advertised_port=advertised_port,
             replica_lag_time_max_ms=replica_lag_time_max_ms,
+            idle_poll_us=idle_poll_us,
         )
         run(
             serve_broker(

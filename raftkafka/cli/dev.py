@@ -17,7 +17,14 @@ import click
 
 from raftkafka.broker.broker import Broker
 from raftkafka.broker.config import BrokerConfig, parse_host_port
-from raftkafka.cli.options import config_option, data_dir_option, log_level_option, run_command, setup_logging
+from raftkafka.cli.options import (
+    config_option,
+    data_dir_option,
+    idle_poll_option,
+    log_level_option,
+    run_command,
+    setup_logging,
+)
 from raftkafka.controller.controller import QuorumController
 from raftkafka.net.eventloop import run
 from raftkafka.raftlog.cluster_secret import ensure_cluster_secret
@@ -33,7 +40,9 @@ def free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-async def serve_dev(data_dir: Path, listen: tuple[str, int], raft: tuple[str, int], node_id: int) -> None:
+async def serve_dev(
+    data_dir: Path, listen: tuple[str, int], raft: tuple[str, int], node_id: int, idle_poll_us: int = 0
+) -> None:
     """Run the controller and the broker until SIGINT or SIGTERM, then stop both cleanly."""
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
@@ -47,7 +56,9 @@ async def serve_dev(data_dir: Path, listen: tuple[str, int], raft: tuple[str, in
     )
     controller = QuorumController(metadata_log, node_id=node_id)
     broker = Broker(
-        BrokerConfig(node_id=node_id, data_dir=data_dir, listen_host=listen[0], listen_port=listen[1]),
+        BrokerConfig(
+            node_id=node_id, data_dir=data_dir, listen_host=listen[0], listen_port=listen[1], idle_poll_us=idle_poll_us
+        ),
         controller,
         controller,
     )
@@ -77,15 +88,16 @@ async def serve_dev(data_dir: Path, listen: tuple[str, int], raft: tuple[str, in
     help="HOST:PORT of the single-voter metadata quorum's Raft port (port 0: any free port).",
 )
 @click.option("--node-id", type=int, default=1, show_default=True, help="Node id of the broker and controller.")
+@idle_poll_option
 @log_level_option
-def dev(data_dir: Path, listen: str, raft: str, node_id: int, log_level: str) -> None:
+def dev(data_dir: Path, listen: str, raft: str, node_id: int, idle_poll_us: int, log_level: str) -> None:
     """Run a one-process cluster (a single-voter controller quorum and one broker) for a laptop or tests."""
     setup_logging(log_level)
 
     def start() -> None:
         listen_address = parse_host_port(listen, what="--listen")
         raft_address = parse_host_port(raft, what="--raft")
-        run(serve_dev(data_dir, listen_address, raft_address, node_id))
+        run(serve_dev(data_dir, listen_address, raft_address, node_id, idle_poll_us))
 
     run_command(start)
     sys.exit(0)

@@ -9,6 +9,7 @@ import asyncio
 import logging
 
 from raftkafka.net.connection import Connection
+from raftkafka.net.idle_poll import IdlePoll
 
 log = logging.getLogger(__name__)
 
@@ -16,8 +17,9 @@ log = logging.getLogger(__name__)
 class ConnectionPool:
     """Connections keyed by ``(host, port)``."""
 
-    def __init__(self, *, connect_timeout: float) -> None:
+    def __init__(self, *, connect_timeout: float, idle_poll: IdlePoll | None = None) -> None:
         self.connect_timeout = connect_timeout
+        self.idle_poll = idle_poll
         self._connections: dict[tuple[str, int], Connection] = {}
         self._opening: dict[tuple[str, int], asyncio.Future[Connection]] = {}
         self._closed = False
@@ -47,7 +49,7 @@ class ConnectionPool:
 
     async def _open(self, address: tuple[str, int]) -> Connection:
         try:
-            conn = await Connection.open(*address, timeout=self.connect_timeout)
+            conn = await Connection.open(*address, timeout=self.connect_timeout, idle_poll=self.idle_poll)
         finally:
             del self._opening[address]
         if self._closed:
@@ -69,6 +71,8 @@ class ConnectionPool:
         for conn in self._connections.values():
             conn.close()
         self._connections.clear()
+        if self.idle_poll is not None:
+            self.idle_poll.stop()
 
 
 def _retrieve(future: asyncio.Future[Connection]) -> None:

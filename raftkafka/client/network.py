@@ -29,6 +29,7 @@ from raftkafka.errors import (
 )
 from raftkafka.net.api import ApiKey
 from raftkafka.net.connection import Connection, ResponseCallback
+from raftkafka.net.idle_poll import idle_poll
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,13 @@ class ClientNetwork:
         request_timeout_ms: float,
         retry_backoff_ms: float,
         connect_timeout_ms: float = 10_000,
+        idle_poll_us: int = 0,
     ) -> None:
         self.bootstrap = parse_bootstrap(bootstrap)
         self.request_timeout = request_timeout_ms / 1000
         self.retry_backoff = retry_backoff_ms / 1000
         self.cluster = ClusterMetadata()
-        self.pool = ConnectionPool(connect_timeout=connect_timeout_ms / 1000)
+        self.pool = ConnectionPool(connect_timeout=connect_timeout_ms / 1000, idle_poll=idle_poll(idle_poll_us))
         self.topics: set[str] = set()
         """Topics whose metadata every refresh fetches."""
         self.listeners: list[Callable[[], None]] = []

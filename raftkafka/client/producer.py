@@ -66,7 +66,7 @@ class AsyncProducer:
     which also bounds waiting for a topic's metadata); ``delivery_timeout_ms``: how long a record may take,
     retries included, before its future fails. ``idempotent``: retries never store a record twice; None
     (default) turns it on unless ``acks`` is not "all" or ``max_in_flight`` exceeds 5, True insists
-    (``InvalidConfigError`` with such settings).
+    (``InvalidConfigError`` with such settings). ``idle_poll_us``: as for ``AsyncConsumer`` (default 0, off).
     """
 
     def __init__(
@@ -84,6 +84,7 @@ class AsyncProducer:
         retry_backoff_ms: float = 100,
         max_block_ms: float = 60_000,
         idempotent: bool | None = None,
+        idle_poll_us: int = 0,
     ) -> None:
         if acks not in _ACKS:
             raise ValueError(f"acks must be 0, 1 or 'all' (-1), not {acks!r}")
@@ -97,8 +98,9 @@ class AsyncProducer:
         self.request_timeout = request_timeout_ms / 1000
         self.retry_backoff = retry_backoff_ms / 1000
         self._network = ClientNetwork(
-            bootstrap, request_timeout_ms=request_timeout_ms, retry_backoff_ms=retry_backoff_ms
-        )
+            bootstrap, request_timeout_ms=request_timeout_ms, retry_backoff_ms=retry_backoff_ms,
+            idle_poll_us=idle_poll_us,
+        )  # fmt: skip
         self._accumulator = RecordAccumulator(
             batch_size=batch_size,
             linger_ms=linger_ms,

@@ -17,6 +17,7 @@ from typing import Any, cast
 from raftkafka.errors import BrokerNotAvailableError, NetworkError, RequestTimedOutError, from_wire
 from raftkafka.net.api import ApiKey
 from raftkafka.net.frame import FrameDecoder, FrameError, decode_response, encode_request
+from raftkafka.net.idle_poll import IdlePoll
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,9 @@ class _CallbackReceiver:
 class Connection(asyncio.Protocol):
     """One TCP connection to a broker or controller. Open with ``await Connection.open(host, port)``."""
 
-    def __init__(self, address: str, max_frame_bytes: int) -> None:
+    def __init__(self, address: str, max_frame_bytes: int, idle_poll: IdlePoll | None = None) -> None:
         self.address = address
+        self._idle_poll = idle_poll
         self._decoder = FrameDecoder(max_frame_bytes)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: asyncio.Transport | None = None
@@ -79,13 +81,15 @@ class Connection(asyncio.Protocol):
         *,
         timeout: float = 5.0,
         max_frame_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        idle_poll: IdlePoll | None = None,
     ) -> Connection:
-        """Connect to ``host:port`` within ``timeout`` seconds, else ``BrokerNotAvailableError``."""
+        """Connect to ``host:port`` within ``timeout`` seconds, else ``BrokerNotAvailableError``; with ``idle_poll``
+        the loop keeps polling for a while after each request sent and each answer read."""
         loop = asyncio.get_running_loop()
         address = f"{host}:{port}"
         try:
             async with asyncio.timeout(timeout):
-                _, conn = await loop.create_connection(lambda: cls(address, max_frame_bytes), host, port)
+                _, conn = await loop.create_connection(lambda: cls(address, max_frame_bytes, idle_poll), host, port)
         except (OSError, TimeoutError) as exc:
             raise BrokerNotAvailableError(f"cannot connect to {address}: {exc or 'timed out'}") from None
         return conn
@@ -108,6 +112,8 @@ class Connection(asyncio.Protocol):
             waiter.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if self._idle_poll is not None:
+            self._idle_poll.kick()
         try:
             for payload in self._decoder.feed(data):
                 correlation_id, error_code, body = decode_response(payload)
@@ -179,6 +185,8 @@ class Connection(asyncio.Protocol):
             if self._timer is None or deadline < self._timer_at:
                 self._arm(deadline)
         cast(asyncio.Transport, self._transport).write(encode_request(api_key, version, correlation_id, body))
+        if self._idle_poll is not None:
+            self._idle_poll.kick()
 
     def send_oneway(self, api_key: int, version: int, body: Any) -> None:
         """Send a request that gets no response (produce with acks=0)."""

@@ -29,6 +29,7 @@ from raftkafka.errors import (
 )
 from raftkafka.net.api import SUPPORTED_VERSIONS
 from raftkafka.net.frame import DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError, decode_request, encode_response
+from raftkafka.net.idle_poll import IdlePoll
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class _ServerConnection(asyncio.Protocol):
 
     def __init__(self, server: RequestServer) -> None:
         self._server = server
+        self._idle_poll = server.idle_poll
         self.id: ConnectionId = next(server.connection_ids)
         self._decoder = FrameDecoder(server.max_frame_bytes)
         self._transport: asyncio.Transport | None = None
@@ -139,6 +141,8 @@ class _ServerConnection(asyncio.Protocol):
         self._update_reading()
 
     def data_received(self, data: bytes) -> None:
+        if self._idle_poll is not None:
+            self._idle_poll.kick()
         try:
             payloads = self._decoder.feed(data)
         except FrameError as exc:
@@ -290,8 +294,11 @@ class RequestServer:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         max_in_flight: int = 128,
         on_connection_lost: Callable[[ConnectionId], None] | None = None,
+        idle_poll: IdlePoll | None = None,
     ) -> None:
         self.handlers = dict(handlers)
+        self.idle_poll = idle_poll
+        """Kicked by every request received: the loop keeps polling for the next one for a while."""
         self.max_frame_bytes = max_frame_bytes
         self.max_in_flight = max_in_flight
         self.on_connection_lost = on_connection_lost
