@@ -3,6 +3,7 @@ rebuild from the batch headers of a real partition log."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -42,12 +43,24 @@ def test_assign_keeps_the_first_offset_of_each_epoch(tmp_path: Path) -> None:
     assert not cache.assign(-1, 40)
 
 
-def test_assign_that_contradicts_later_entries_replaces_them(tmp_path: Path) -> None:
+def test_assign_that_contradicts_later_entries_replaces_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     cache = cache_at(tmp_path, (0, 0), (2, 10), (5, 20))
-    assert cache.assign(3, 15)
-    assert cache.entries == (EpochEntry(0, 0), EpochEntry(2, 10), EpochEntry(3, 15))
-    cache.assign(4, 10)  # an epoch that wrote nothing is replaced by the next one at the same offset
-    assert cache.entries == (EpochEntry(0, 0), EpochEntry(4, 10))
+    with caplog.at_level(logging.DEBUG, logger="raftkafka.storage.leader_epoch_cache"):
+        assert cache.assign(3, 15)
+        assert cache.entries == (EpochEntry(0, 0), EpochEntry(2, 10), EpochEntry(3, 15))
+        assert cache.assign(4, 15)  # epoch 3 wrote nothing: replaced by the next one at the same offset
+        assert cache.entries == (EpochEntry(0, 0), EpochEntry(2, 10), EpochEntry(4, 15))
+        cache.assign(6, 10)
+        assert cache.entries == (EpochEntry(0, 0), EpochEntry(6, 10))
+    # only the replacements that drop records are warnings; an epoch that wrote nothing is routine
+    assert [(r.levelname, r.getMessage().split(": ", 1)[1]) for r in caplog.records] == [
+        ("WARNING", "epoch 3 at 15 replaces [EpochEntry(epoch=5, start_offset=20)]"),
+        ("DEBUG", "epoch 4 at 15 replaces [EpochEntry(epoch=3, start_offset=15)]"),
+        ("WARNING", "epoch 6 at 10 replaces [EpochEntry(epoch=2, start_offset=10), "
+                    "EpochEntry(epoch=4, start_offset=15)]"),
+    ]
 
 
 def test_end_offset_for_an_epoch(tmp_path: Path) -> None:

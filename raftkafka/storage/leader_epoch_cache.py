@@ -95,7 +95,15 @@ class LeaderEpochCache:
             return False
         kept = [e for e in entries if e.epoch < epoch and e.start_offset < start_offset]
         if len(kept) != len(entries):
-            logger.warning("%s: epoch %d at %d replaces %s", self.path, epoch, start_offset, entries[len(kept):])
+            removed = entries[len(kept) :]
+            # An epoch that wrote nothing, followed by a newer one at the same offset (every leader election
+            # without records in between, e.g. each restart of a one-broker cluster), is routine; anything else
+            # means records were truncated (Kafka's LeaderEpochFileCache logs alike).
+            routine = len(removed) == 1 and removed[0].start_offset == start_offset
+            logger.log(
+                logging.DEBUG if routine else logging.WARNING,
+                "%s: epoch %d at %d replaces %s", self.path, epoch, start_offset, removed,
+            )
         kept.append(EpochEntry(epoch, start_offset))
         self._entries = kept
         return True
