@@ -57,6 +57,13 @@ def test_workload_reports_its_figures_as_json(workload: str, dev_process: DevSer
     assert set(cpu) == {"client", f"pid {server_pid}"} and cpu[f"pid {server_pid}"]["pid"] == server_pid
     assert cpu["client"]["cpu_s"] > 0 and cpu["client"]["cpu_us_per_record"] > 0
     assert cpu[f"pid {server_pid}"]["cpu_s"] >= 0 and cpu[f"pid {server_pid}"]["sleeps"] >= 0  # 10 ms ticks
+    if workload == "e2e":  # measured against the machine's loopback round trip
+        baseline = figures["baseline_round_trip_ms"]
+        assert isinstance(baseline, dict) and isinstance(latency, dict) and baseline["p50_ms"] > 0
+        ratio = figures["latency_vs_baseline"]["p50"]  # type: ignore[index]
+        assert ratio == pytest.approx(latency["p50_ms"] / baseline["p50_ms"], rel=0.01, abs=0.01)
+    else:
+        assert "baseline_round_trip_ms" not in figures
 
 
 def test_consume_reuses_what_produce_left_in_the_topic(dev_server: str) -> None:

@@ -2,7 +2,9 @@
 
 Producer and consumer are the asyncio clients sharing one event loop, so no thread hand-off sits in the
 measured path. Each latency runs from just before ``send`` to the moment ``poll`` hands the record back;
-the next record is sent only after the previous one was consumed and acknowledged.
+the next record is sent only after the previous one was consumed and acknowledged. The machine's loopback
+round trip between two Python processes is measured first (``baseline.py``), and the latencies are
+reported also as multiples of it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 from typing import Any
 
 from raftkafka.aio import AsyncConsumer, AsyncProducer
+from raftkafka.bench.baseline import loopback_round_trip
 from raftkafka.bench.cpu import CpuMeter, ProcessCpu
 from raftkafka.bench.produce import producer_options
 from raftkafka.bench.progress import Progress
@@ -83,6 +86,7 @@ def run_e2e(settings: BenchSettings, *, show_progress: bool) -> BenchResult:
     """Time ``settings.records`` produce-then-consume round trips after a warm-up."""
     description = ensure_topic(settings)
     partitions = [TopicPartition(settings.topic, p.id) for p in description.partitions]
+    baseline = loopback_round_trip(settings.record_size)
     samples, elapsed, progress, cpu = run(measure(settings, partitions, show_progress=show_progress))
     progress.finish(settings.records)
     return BenchResult(
@@ -91,6 +95,7 @@ def run_e2e(settings: BenchSettings, *, show_progress: bool) -> BenchResult:
         throughput=throughput(settings.records, settings.record_size, elapsed),
         latency=summarize_latencies(samples),
         cpu=cpu,
+        baseline=baseline,
         timeline=tuple(progress.timeline),
         latency_samples_ns=tuple(samples),
     )

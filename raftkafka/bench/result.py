@@ -15,8 +15,10 @@ from raftkafka.bench.stats import NS_PER_MS, LatencySummary, Spread, Throughput,
 class BenchResult:
     """Figures of one workload, measured after its warm-up.
 
-    ``cpu`` is what the client and the watched servers spent meanwhile. ``timeline`` (``(seconds, records done)``
-    points) and ``latency_samples_ns`` are the raw data ``--plot`` draws; they stay out of the JSON.
+    ``cpu`` is what the client and the watched servers spent meanwhile; ``baseline`` (e2e) is the machine's
+    loopback round trip between two Python processes, measured in the same run. ``timeline`` (``(seconds,
+    records done)`` points) and ``latency_samples_ns`` are the raw data ``--plot`` draws; they stay out of the
+    JSON.
     """
 
     workload: str
@@ -24,6 +26,7 @@ class BenchResult:
     throughput: Throughput
     latency: LatencySummary | None = None
     cpu: tuple[ProcessCpu, ...] = ()
+    baseline: LatencySummary | None = None
     timeline: tuple[tuple[float, int], ...] = field(default=(), repr=False, compare=False)
     latency_samples_ns: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
@@ -49,8 +52,20 @@ class BenchResult:
             "mb_per_s": round(self.throughput.mb_per_s, 3),
             "latency_ms": None if self.latency is None else {k: round(v, 4) for k, v in asdict(self.latency).items()},
             "cpu": [process.as_dict(self.throughput.records) for process in self.cpu],
+            **self._against_baseline(),
             "settings": self.settings.as_dict(),
         }
+
+    def _against_baseline(self) -> dict[str, Any]:
+        if self.baseline is None or self.latency is None:
+            return {}
+        base = self.baseline
+        return {
+            "baseline_round_trip_ms": {k: round(v, 4) for k, v in asdict(base).items()},
+            "latency_vs_baseline": {
+                "p50": round(self.latency.p50_ms / base.p50_ms, 2), "p99": round(self.latency.p99_ms / base.p99_ms, 2),
+            },
+        }  # fmt: skip
 
     def summary(self) -> str:
         """One human line in the manner of Kafka's perf tools."""
@@ -63,6 +78,11 @@ class BenchResult:
             line += (
                 f", latency ms: mean {lat.mean_ms:.3f}, p50 {lat.p50_ms:.3f}, p99 {lat.p99_ms:.3f}, "
                 f"p99.9 {lat.p999_ms:.3f}, max {lat.max_ms:.3f}"
+            )
+        if self.baseline is not None and self.latency is not None:
+            line += (
+                f" (p50 {self.latency.p50_ms / self.baseline.p50_ms:.1f}x the machine's loopback round trip between "
+                f"two Python processes, {self.baseline.p50_ms:.3f} ms)"
             )
         if self.cpu:
             line += "; CPU per record: " + "; ".join(process.brief(self.throughput.records) for process in self.cpu)
