@@ -24,12 +24,10 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from raftkafka.errors import (
     CorruptBatchError,
     KafkaStorageError,
-    NetworkError,
     OffsetOutOfRangeError,
     RaftKafkaError,
 )
@@ -138,12 +136,6 @@ class ReplicaFetcher:
             self._connection.close()
             self._connection = None
 
-    async def _request(self, connection: Connection, api: ApiKey, body: dict[str, Any], timeout: float) -> Any:
-        try:
-            return await connection.request(api, API_VERSION, body, timeout)
-        except TimeoutError:
-            raise NetworkError(f"no answer to {api.name} within {timeout:g}s") from None
-
     def _ready(self, *, truncated: bool) -> list[tuple[TopicPartitionKey, _FetchState]]:
         now = time.monotonic()
         return [
@@ -172,7 +164,8 @@ class ReplicaFetcher:
         if not asked:
             return
         body = {"topics": [[topic, entries] for topic, entries in asked.items()]}
-        answer = await self._request(connection, ApiKey.OFFSETS_FOR_LEADER_EPOCH, body, self.config.request_timeout_s)
+        timeout = self.config.request_timeout_s
+        answer = await connection.send(ApiKey.OFFSETS_FOR_LEADER_EPOCH, API_VERSION, body, timeout=timeout)
         for topic, entries in answer["topics"]:
             for partition, error, leader_epoch, end_offset in entries:
                 state, asked_epoch = states.get((topic, partition), (None, 0))
@@ -228,8 +221,9 @@ class ReplicaFetcher:
             "max_bytes": config.response_max_bytes,
             "topics": [[topic, entries] for topic, entries in topics.items()],
         }
+        # the connection's own deadline (RequestTimedOutError, and it closes) costs less than an asyncio.timeout
         timeout = config.max_wait_ms / 1000 + config.request_timeout_s
-        answer = await self._request(connection, ApiKey.FETCH, body, timeout)
+        answer = await connection.send(ApiKey.FETCH, API_VERSION, body, timeout=timeout)
         for topic, entries in answer["topics"]:
             for partition, error, high_watermark, log_start, records in entries:
                 state, offset = sent.get((topic, partition), (None, 0))
