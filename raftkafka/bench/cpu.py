@@ -84,7 +84,7 @@ class ProcessCpu:
         }
 
     def brief(self, records: int) -> str:
-        """``name: µs/record, sleeps/record``, for the human summary."""
+        """``"<name> <µs> µs, <sleeps> sleeps"`` per record, for the human summary."""
         per = max(records, 1)
         return f"{self.name} {self.cpu_s * 1e6 / per:.2f} µs, {self.sleeps / per:.3f} sleeps"
 
