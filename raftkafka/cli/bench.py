@@ -17,11 +17,11 @@ from raftkafka.cli.options import (
     bootstrap_option,
     config_option,
     fail,
+    idle_poll_option,
     log_level_option,
     run_command,
     setup_logging,
 )
-from raftkafka.net.idle_poll import MAX_IDLE_POLL_US
 
 if TYPE_CHECKING:
     from raftkafka.bench.workload import Workload
@@ -179,13 +179,9 @@ def workload_options(
     if idle_poll:
         options.insert(
             2,
-            click.option(
-                "--idle-poll-us",
-                type=click.IntRange(0, MAX_IDLE_POLL_US),
-                default=0,
-                show_default=True,
-                help="The client's idle-poll window (raftkafka dev --idle-poll-us), and with --cluster the brokers' "
-                "too; with --bootstrap start the brokers with it yourself.",
+            idle_poll_option(
+                "The client's idle-poll window (raftkafka dev --idle-poll-us), and with --cluster the brokers' too; "
+                "with --bootstrap start the brokers with it yourself."
             ),
         )
 

@@ -147,7 +147,7 @@ async def serve_broker(
     show_default=True,
     help="replica.lag.time.max.ms: a follower that has not caught up with the leader for this long leaves the ISR.",
 )
-@idle_poll_option
+@idle_poll_option()
 @log_level_option
 def broker(
     node_id: int,

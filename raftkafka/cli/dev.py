@@ -88,7 +88,7 @@ async def serve_dev(
     help="HOST:PORT of the single-voter metadata quorum's Raft port (port 0: any free port).",
 )
 @click.option("--node-id", type=int, default=1, show_default=True, help="Node id of the broker and controller.")
-@idle_poll_option
+@idle_poll_option()
 @log_level_option
 def dev(data_dir: Path, listen: str, raft: str, node_id: int, idle_poll_us: int, log_level: str) -> None:
     """Run a one-process cluster (a single-voter controller quorum and one broker) for a laptop or tests."""

@@ -83,15 +83,15 @@ log_level_option = click.option(
     help="Log verbosity (logs go to stderr).",
 )
 
-idle_poll_option = click.option(
-    "--idle-poll-us",
-    type=click.IntRange(0, MAX_IDLE_POLL_US),
-    default=0,
-    show_default=True,
-    help="After each request, keep polling for the next one this many µs instead of sleeping: lower latency "
-    "on virtual machines for a core's worth of CPU while busy; 0 turns it off (leave it off when processes "
-    "share cores).",
-)
+def idle_poll_option(
+    help_text: str = "After each request, keep polling for the next one this many µs instead of sleeping: lower "
+    "latency on virtual machines for a core's worth of CPU while busy; 0 turns it off (leave it off when "
+    "processes share cores).",
+) -> Callable[[F], F]:
+    """``--idle-poll-us N`` (0 to ``MAX_IDLE_POLL_US``, default 0: off), explained by ``help_text``."""
+    return click.option(
+        "--idle-poll-us", type=click.IntRange(0, MAX_IDLE_POLL_US), default=0, show_default=True, help=help_text
+    )
 
 
 def setup_logging(level: str) -> None:
