@@ -1,11 +1,22 @@
-"""The machine's loopback round trip that ``bench e2e`` reports its latency against."""
+"""The machine's limits that benchmark figures are reported against: the loopback round trip (``bench e2e``) and
+the streaming ceiling (``bench produce`` and ``bench consume``)."""
 
 from __future__ import annotations
 
-from raftkafka.bench.baseline import loopback_round_trip
-from raftkafka.bench.result import BenchResult
+import pytest
+
+from raftkafka.bench.baseline import (
+    STREAM_FRAME_BYTES,
+    STREAM_FRAME_RECORDS,
+    frame_records,
+    loopback_round_trip,
+    stream_ceiling,
+)
+from raftkafka.bench.result import BenchResult, RepeatedResult
 from raftkafka.bench.settings import BenchSettings
 from raftkafka.bench.stats import LatencySummary, Throughput
+
+SETTINGS = BenchSettings("127.0.0.1:9092", "t", 10, 100)
 
 
 def test_round_trips_to_an_echo_process_are_timed() -> None:
@@ -19,11 +30,41 @@ def test_a_result_reports_its_latency_as_multiples_of_the_baseline() -> None:
         return LatencySummary(count=10, mean_ms=p50, p50_ms=p50, p99_ms=p99, p999_ms=p99, max_ms=p99)
 
     result = BenchResult(
-        "e2e", BenchSettings("127.0.0.1:9092", "t", 10, 100), Throughput(10, 1000, 1.0),
-        latency=latency(0.3, 0.9), baseline=latency(0.1, 0.45),
+        "e2e", SETTINGS, Throughput(10, 1000, 1.0), latency=latency(0.3, 0.9), baseline=latency(0.1, 0.45),
     )  # fmt: skip
     figures = result.as_dict()
     assert figures["latency_vs_baseline"] == {"p50": 3.0, "p99": 2.0}
     assert figures["baseline_round_trip_ms"]["p50_ms"] == 0.1
     assert "p50 3.0x the machine's loopback round trip" in result.summary()
     assert "baseline_round_trip_ms" not in BenchResult(result.workload, result.settings, result.throughput).as_dict()
+
+
+@pytest.mark.parametrize("workload", ["produce", "consume"])
+def test_the_streaming_ceiling_moves_whole_frames_of_records_through_a_child_process(workload: str) -> None:
+    """Producing, the child checks it wrote every byte sent; consuming, this side counts every record read."""
+    figures = stream_ceiling(workload, record_size=1_000, count=STREAM_FRAME_RECORDS * 12 + 1)
+    assert figures.records == STREAM_FRAME_RECORDS * 13  # more frames than the window of unacknowledged ones
+    assert figures.bytes == figures.records * 1_000 and figures.records_per_s > 0
+
+
+def test_the_streaming_ceiling_is_capped_and_known_only_for_throughput_workloads() -> None:
+    assert stream_ceiling("produce", record_size=0, count=1).records == STREAM_FRAME_RECORDS
+    assert frame_records(STREAM_FRAME_BYTES // 5) == 5 and frame_records(STREAM_FRAME_BYTES * 2) == 1
+    assert stream_ceiling("consume", record_size=STREAM_FRAME_BYTES // 5, count=12).records == 15
+    with pytest.raises(ValueError, match="no stream ceiling for workload 'e2e'"):
+        stream_ceiling("e2e", record_size=100)
+
+
+def test_a_result_reports_its_throughput_as_a_fraction_of_the_ceiling() -> None:
+    result = BenchResult("produce", SETTINGS, Throughput(1000, 100_000, 2.0), ceiling=Throughput(5000, 500_000, 1.0))
+    figures = result.as_dict()
+    assert figures["ceiling_records_per_s"] == 5000.0 and figures["throughput_vs_ceiling"] == 0.1
+    assert "500 records/s (0.05 MB/s; 0.100x the machine's ceiling for one Python process" in result.summary()
+    assert result.headline()["vs_ceiling"] == pytest.approx(0.1)
+    repeated = RepeatedResult((result, BenchResult("produce", SETTINGS, Throughput(1000, 100_000, 1.0),
+                                                   ceiling=Throughput(5000, 500_000, 1.0))))  # fmt: skip
+    assert repeated.spreads()["vs_ceiling"].median == pytest.approx(0.15)
+    assert "records/s vs the machine's ceiling: median 0.150" in repeated.summary()
+    bare = BenchResult("consume", SETTINGS, Throughput(1000, 100_000, 2.0))
+    assert "ceiling_records_per_s" not in bare.as_dict() and "vs_ceiling" not in bare.headline()
+    assert "ceiling" not in bare.summary()

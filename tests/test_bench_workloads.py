@@ -62,8 +62,13 @@ def test_workload_reports_its_figures_as_json(workload: str, dev_process: DevSer
         assert isinstance(baseline, dict) and isinstance(latency, dict) and baseline["p50_ms"] > 0
         ratio = figures["latency_vs_baseline"]["p50"]  # type: ignore[index]
         assert ratio == pytest.approx(latency["p50_ms"] / baseline["p50_ms"], rel=0.01, abs=0.01)
-    else:
+        assert "ceiling_records_per_s" not in figures
+    else:  # measured against the machine's streaming ceiling
         assert "baseline_round_trip_ms" not in figures
+        ceiling = figures["ceiling_records_per_s"]
+        assert isinstance(ceiling, float) and ceiling > 0
+        ratio = figures["throughput_vs_ceiling"]
+        assert ratio == pytest.approx(figures["records_per_s"] / ceiling, rel=0.01)  # type: ignore[operator]
 
 
 def test_consume_reuses_what_produce_left_in_the_topic(dev_server: str) -> None:
@@ -89,7 +94,7 @@ def test_repeat_gives_every_run_and_the_summary_and_plot_draws_them(dev_server: 
     rates = sorted(run["records_per_s"] for run in runs)
     assert rates[0] <= summary["records_per_s"]["median"] <= rates[1]
     assert summary["records_per_s"]["min"] == pytest.approx(rates[0], abs=0.1)
-    assert {"p50_ms", "p99_ms", "p999_ms", "mb_per_s"} <= set(summary)
+    assert {"p50_ms", "p99_ms", "p999_ms", "mb_per_s", "vs_ceiling"} <= set(summary)
     assert plot.read_bytes().startswith(PNG_SIGNATURE)
 
 

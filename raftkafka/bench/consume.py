@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from raftkafka.bench.baseline import stream_ceiling
 from raftkafka.bench.cpu import CpuMeter
 from raftkafka.bench.produce import make_producer, send_records
 from raftkafka.bench.progress import Progress
@@ -80,6 +81,7 @@ def run_consume(settings: BenchSettings, *, show_progress: bool) -> BenchResult:
                 send_records(producer, settings, missing, make_payload(settings.record_size), fill)
                 fill.finish(missing)
             available = needed
+        ceiling = stream_ceiling("consume", settings.record_size, settings.planned_records)
         consumer.seek_to_beginning(partitions)
         read_records(consumer, settings.warmup_records, Progress.silent())
         meter = CpuMeter(settings.servers)
@@ -100,5 +102,6 @@ def run_consume(settings: BenchSettings, *, show_progress: bool) -> BenchResult:
         settings=settings,
         throughput=throughput(records, settings.record_size, elapsed),
         cpu=cpu,
+        ceiling=ceiling,
         timeline=tuple(progress.timeline),
     )

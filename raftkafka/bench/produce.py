@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Protocol
 
+from raftkafka.bench.baseline import stream_ceiling
 from raftkafka.bench.cpu import CLIENT, CpuMeter, ProcessCpu, read_own, spent
 from raftkafka.bench.progress import Progress
 from raftkafka.bench.result import BenchResult
@@ -150,7 +151,8 @@ def produce_share(
 def run_produce(settings: BenchSettings, *, show_progress: bool) -> BenchResult:
     """Warm up, then produce ``settings.records`` records (or for ``settings.duration_s``) and measure."""
     ensure_topic(settings)
-    total = None if settings.duration_s is not None else settings.records
+    total = settings.planned_records
+    ceiling = stream_ceiling("produce", settings.record_size, total)
     servers = CpuMeter(settings.servers, client=False)  # each client reads its own CPU
     if settings.clients > 1:
         from raftkafka.bench.produce_clients import produce_in_processes
@@ -177,6 +179,7 @@ def run_produce(settings: BenchSettings, *, show_progress: bool) -> BenchResult:
         throughput=throughput(records, settings.record_size, elapsed),
         latency=summarize_latencies(samples),
         cpu=cpu,
+        ceiling=ceiling,
         timeline=tuple(timeline),
         latency_samples_ns=samples,
     )

@@ -16,7 +16,9 @@ class BenchResult:
     """Figures of one workload, measured after its warm-up.
 
     ``cpu`` is what the client and the watched servers spent meanwhile; ``baseline`` (e2e) is the machine's
-    loopback round trip between two Python processes, measured in the same run. ``timeline`` (``(seconds,
+    loopback round trip between two Python processes and ``ceiling`` (produce, consume) the machine's
+    throughput for the same records streamed between two Python processes, each measured in the same run
+    (``baseline.py``). ``timeline`` (``(seconds,
     records done)`` points) and ``latency_samples_ns`` are the raw data ``--plot`` draws; they stay out of the
     JSON.
     """
@@ -27,15 +29,23 @@ class BenchResult:
     latency: LatencySummary | None = None
     cpu: tuple[ProcessCpu, ...] = ()
     baseline: LatencySummary | None = None
+    ceiling: Throughput | None = None
     timeline: tuple[tuple[float, int], ...] = field(default=(), repr=False, compare=False)
     latency_samples_ns: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
     def headline(self) -> dict[str, float]:
         """The figures ``--repeat`` summarises: records/s, MB/s and the latency percentiles (when measured)."""
         figures = {"records_per_s": self.throughput.records_per_s, "mb_per_s": self.throughput.mb_per_s}
+        if self.ceiling is not None:
+            figures["vs_ceiling"] = self.vs_ceiling()
         if self.latency is not None:
             figures.update(p50_ms=self.latency.p50_ms, p99_ms=self.latency.p99_ms, p999_ms=self.latency.p999_ms)
         return figures
+
+    def vs_ceiling(self) -> float:
+        """Records/s as a fraction of the machine's streaming ceiling (0 when it was not measured)."""
+        ceiling = 0.0 if self.ceiling is None else self.ceiling.records_per_s
+        return self.throughput.records_per_s / ceiling if ceiling > 0 else 0.0
 
     def latency_samples_ms(self) -> list[float]:
         """The latency samples in milliseconds."""
@@ -53,6 +63,7 @@ class BenchResult:
             "latency_ms": None if self.latency is None else {k: round(v, 4) for k, v in asdict(self.latency).items()},
             "cpu": [process.as_dict(self.throughput.records) for process in self.cpu],
             **self._against_baseline(),
+            **self._against_ceiling(),
             "settings": self.settings.as_dict(),
         }
 
@@ -67,12 +78,26 @@ class BenchResult:
             },
         }  # fmt: skip
 
+    def _against_ceiling(self) -> dict[str, Any]:
+        if self.ceiling is None:
+            return {}
+        return {
+            "ceiling_records_per_s": round(self.ceiling.records_per_s, 1),
+            "throughput_vs_ceiling": round(self.vs_ceiling(), 4),
+        }
+
     def summary(self) -> str:
         """One human line in the manner of Kafka's perf tools."""
         line = (
             f"{self.workload}: {self.throughput.records} records in {self.throughput.seconds:.2f} s, "
-            f"{self.throughput.records_per_s:,.0f} records/s ({self.throughput.mb_per_s:.2f} MB/s)"
+            f"{self.throughput.records_per_s:,.0f} records/s ({self.throughput.mb_per_s:.2f} MB/s"
         )
+        if self.ceiling is not None:
+            line += (
+                f"; {self.vs_ceiling():.3f}x the machine's ceiling for one Python process streaming these records, "
+                f"{self.ceiling.records_per_s:,.0f} records/s"
+            )
+        line += ")"
         if self.latency is not None:
             lat = self.latency
             line += (
@@ -92,6 +117,7 @@ class BenchResult:
 HEADLINE_LABELS = {
     "records_per_s": ("records/s", ",.0f"),
     "mb_per_s": ("MB/s", ".2f"),
+    "vs_ceiling": ("records/s vs the machine's ceiling", ".3f"),
     "p50_ms": ("latency p50 ms", ".3f"),
     "p99_ms": ("latency p99 ms", ".3f"),
     "p999_ms": ("latency p99.9 ms", ".3f"),

@@ -49,6 +49,11 @@ class BenchSettings:
     idle_poll_us: int = 0
 
     @property
+    def planned_records(self) -> int | None:
+        """The records a run moves, or None when it lasts ``duration_s`` instead."""
+        return self.records if self.duration_s is None else None
+
+    @property
     def replicas(self) -> int:
         """The replication factor a created topic gets."""
         if self.replication_factor is not None:
