@@ -8,6 +8,9 @@ import pytest
 from raftkafka.bench.baseline import (
     STREAM_FRAME_BYTES,
     STREAM_FRAME_RECORDS,
+    STREAM_RECORDS,
+    STREAM_ROUNDS,
+    STREAM_WINDOW,
     frame_records,
     loopback_round_trip,
     stream_ceiling,
@@ -42,15 +45,17 @@ def test_a_result_reports_its_latency_as_multiples_of_the_baseline() -> None:
 @pytest.mark.parametrize("workload", ["produce", "consume"])
 def test_the_streaming_ceiling_moves_whole_frames_of_records_through_a_child_process(workload: str) -> None:
     """Producing, the child checks it wrote every byte sent; consuming, this side counts every record read."""
-    figures = stream_ceiling(workload, record_size=1_000, count=STREAM_FRAME_RECORDS * 12 + 1)
-    assert figures.records == STREAM_FRAME_RECORDS * 13  # more frames than the window of unacknowledged ones
-    assert figures.bytes == figures.records * 1_000 and figures.records_per_s > 0
+    frames = STREAM_WINDOW * 2 + 1  # per round: more frames than may wait for their acknowledgement
+    figures = stream_ceiling(workload, record_size=10, count=STREAM_FRAME_RECORDS * frames * STREAM_ROUNDS - 1)
+    assert figures.records == STREAM_FRAME_RECORDS * frames  # one round, the fastest
+    assert figures.bytes == figures.records * 10 and figures.records_per_s > 0
 
 
 def test_the_streaming_ceiling_is_capped_and_known_only_for_throughput_workloads() -> None:
     assert stream_ceiling("produce", record_size=0, count=1).records == STREAM_FRAME_RECORDS
+    assert stream_ceiling("produce", record_size=0).records == STREAM_RECORDS // STREAM_ROUNDS
     assert frame_records(STREAM_FRAME_BYTES // 5) == 5 and frame_records(STREAM_FRAME_BYTES * 2) == 1
-    assert stream_ceiling("consume", record_size=STREAM_FRAME_BYTES // 5, count=12).records == 15
+    assert stream_ceiling("consume", record_size=STREAM_FRAME_BYTES // 5, count=12).records == 5
     with pytest.raises(ValueError, match="no stream ceiling for workload 'e2e'"):
         stream_ceiling("e2e", record_size=100)
 
