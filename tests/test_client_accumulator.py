@@ -148,21 +148,26 @@ def test_expired_batches_are_returned_for_failing() -> None:
     assert isinstance(fut.exception(), KafkaTimeoutError)
 
 
-def test_buffer_memory_is_reserved_per_batch_until_completion() -> None:
+def test_buffer_memory_counts_the_records_until_their_batch_completes() -> None:
     clock = Clock()
-    acc = _acc(clock, batch_size=100, buffer_memory=250, linger_ms=0)
-    assert _put(acc) is not None
-    assert _put(acc, TP1, RECORD_OVERHEAD) is not None
-    assert _put(acc, TP1, RECORD_OVERHEAD) is not None  # same open batch: no new reservation
-    assert not acc.has_room and acc.buffered == 200
-    assert _put(acc, TopicPartition("t", 2), RECORD_OVERHEAD) is None  # a third batch does not fit
-    with pytest.raises(MessageTooLargeError):
-        _put(acc, TopicPartition("t", 3), 300)
+    acc = _acc(clock, batch_size=1_000, buffer_memory=250, linger_ms=0)
+    for partition in range(4):  # four open batches of 1,000 bytes each, in 250 bytes: records count, not batches
+        assert _put(acc, TopicPartition("t", partition), 50) is not None
+    assert _put(acc, TP1, 38) is not None  # 238
+    assert acc.has_room and acc.buffered == 238
+    assert _put(acc, TP0, 13) is None  # would pass 250: waits
+    assert _put(acc, TopicPartition("t", 2), 12) is not None  # exactly 250 fits
+    assert not acc.has_room
+    with pytest.raises(MessageTooLargeError, match="exceeds buffer_memory"):
+        _put(acc, TP0, 251)  # larger than the whole buffer: it never fits
     ready, _, _ = acc.drain(_all)
+    assert len(ready) == 4
+    acc.complete(ready[1], 0)  # TP1's batch: 88 bytes
+    assert acc.has_room and acc.buffered == 162
     for batch in ready:
         acc.complete(batch, 0)
-    assert acc.has_room and acc.buffered == 0
-    assert _put(acc, TopicPartition("t", 2), RECORD_OVERHEAD) is not None
+    assert acc.buffered == 0
+    assert _put(acc, TP0, 250) is not None
 
 
 def test_flush_makes_lingering_batches_ready_and_close_refuses_records() -> None:

@@ -9,7 +9,7 @@ from collections import defaultdict
 import pytest
 
 from raftkafka import Admin, Consumer, Producer, Record, TopicPartition
-from raftkafka.errors import NoOffsetForPartitionError, OffsetOutOfRangeError
+from raftkafka.errors import KafkaTimeoutError, NoOffsetForPartitionError, OffsetOutOfRangeError
 
 
 def _create(bootstrap: str, topic: str, partitions: int) -> None:
@@ -95,6 +95,22 @@ def test_closing_flushes_lingering_records(dev_server: str) -> None:
     producer.close()
     assert [f.result(0).offset for f in futures] == list(range(10))
     assert [r.value for r in _consume(dev_server, "linger", 10)] == [b"r%d" % i for i in range(10)]
+
+
+def test_send_waits_for_buffer_room_and_loses_nothing(dev_server: str) -> None:
+    """``buffer_memory`` holds a few records' bytes, fewer than one batch: each send past it waits for the batches
+    in flight to be acknowledged; with ``max_block_ms`` 0 such a send fails instead."""
+    _create(dev_server, "room", 4)
+    with Producer(bootstrap=dev_server, buffer_memory=1_000, batch_size=16_384, linger_ms=1) as producer:
+        futures = [producer.send("room", b"%03d" % i + b"x" * 97, partition=i % 4) for i in range(300)]
+        assert producer._producer.accumulator.buffered <= 1_000
+        assert [f.result(10).offset for f in futures] == [i // 4 for i in range(300)]
+    with Producer(bootstrap=dev_server, buffer_memory=1_000, linger_ms=60_000, max_block_ms=0) as producer:
+        for _ in range(8):  # 8 x 112 estimated bytes
+            producer.send("room", b"x" * 100)
+        with pytest.raises(KafkaTimeoutError, match="no room in the producer's buffer"):
+            producer.send("room", b"x" * 100)
+    assert len(_consume(dev_server, "room", 308)) == 308
 
 
 def test_send_from_many_threads(dev_server: str) -> None:

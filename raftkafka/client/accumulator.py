@@ -9,9 +9,10 @@ keys, values, headers), the layout of the record-batch payload, so appending is 
 record in the batch has a key or headers) and encoding one msgpack call. Every record gets a
 ``RecordFuture``: two references (its batch and its index), resolved when its batch is.
 
-Memory is bounded by ``buffer_memory``, as in Kafka's buffer pool: each batch reserves ``batch_size`` bytes
-(more for one larger record) when it starts and releases them when it completes; a record needing a new
-batch while there is no room waits (the producer's ``send``) for batches to complete.
+Memory is bounded by ``buffer_memory``: the estimated bytes of the records appended and not yet completed. A
+record that would pass it waits (the producer's ``send``) for batches to complete. Kafka's buffer pool counts
+whole batches of ``batch_size`` instead; counting records lets batches be large (a Python client pays much more
+per batch than per byte) without a producer writing to many partitions at once running out of room.
 """
 
 from __future__ import annotations
@@ -60,7 +61,6 @@ class ProducerBatch:
         "headers",
         "keys",
         "partition",
-        "reserved",
         "retry_at",
         "size",
         "timestamps",
@@ -77,7 +77,6 @@ class ProducerBatch:
         self.values: list[bytes | None] = []
         self.headers: list[Any] | None = None  # None while no record has a key or headers
         self.size = 0
-        self.reserved = 0
         self.created = now
         self.deadline = deadline
         self.retry_at = 0.0
@@ -244,8 +243,8 @@ class RecordAccumulator:
 
     @property
     def has_room(self) -> bool:
-        """True when ``buffer_memory`` has room for another batch."""
-        return self.buffered + self.batch_size <= self.buffer_memory
+        """True when ``buffer_memory`` has room for more records."""
+        return self.buffered < self.buffer_memory
 
     @property
     def incomplete(self) -> int:
@@ -270,10 +269,10 @@ class RecordAccumulator:
         """Add a record to its partition's open batch and return its future: the partition is ``partition``,
         else the key's hash (``crc32(key) % partitions``), else the topic's sticky partition.
 
-        When the record cannot be added now (its topic's partition count is unknown, or a new batch is
-        needed and ``buffer_memory`` has no room) returns ``blocked(topic, value, key, headers, partition,
-        timestamp_ms)`` instead. Raises ``TypeError`` for a value, key or headers of the wrong type and
-        ``ValueError`` for a partition the topic does not have.
+        When the record cannot be added now (its topic's partition count is unknown, or ``buffer_memory`` has no
+        room for it) returns ``blocked(topic, value, key, headers, partition, timestamp_ms)`` instead. Raises
+        ``TypeError`` for a value, key or headers of the wrong type, ``ValueError`` for a partition the topic does
+        not have and ``MessageTooLargeError`` for a record larger than ``buffer_memory``.
         """
         count = self.partition_counts.get(topic)
         if count is None:
@@ -308,10 +307,14 @@ class RecordAccumulator:
         lock = self.lock
         try:
             lock.acquire()  # half the cost of ``with``; see the ``except`` for a signal arriving around it
-            batch = self._open.get(tp)  # type: ignore[call-overload]
-            if batch is None and (batch := self._start_batch(tp, size)) is None:  # type: ignore[arg-type]
-                future = None
+            buffered = self.buffered + size
+            if buffered > self.buffer_memory:
+                future = self._no_room(size)
             else:
+                batch = self._open.get(tp)  # type: ignore[call-overload]
+                if batch is None:
+                    batch = self._start_batch(tp)  # type: ignore[arg-type]
+                self.buffered = buffered
                 future = _new_future(RecordFuture)
                 future._batch = batch
                 future._index = index = len(batch.values)
@@ -333,18 +336,17 @@ class RecordAccumulator:
             return blocked(topic, value, key, headers, partition, timestamp_ms)
         return future
 
-    def _start_batch(self, tp: TopicPartition, size: int) -> ProducerBatch | None:
+    def _no_room(self, size: int) -> None:
+        """A record of ``size`` bytes does not fit in ``buffer_memory`` now (lock held): it waits, unless it never
+        can."""
+        if size > self.buffer_memory:
+            raise MessageTooLargeError(f"a record of {size} bytes exceeds buffer_memory ({self.buffer_memory})")
+
+    def _start_batch(self, tp: TopicPartition) -> ProducerBatch:
         if self._closed:
             raise ClientClosedError("the producer is closed")
-        reserve = max(self.batch_size, size)
-        if reserve > self.buffer_memory:
-            raise MessageTooLargeError(f"a record of {size} bytes exceeds buffer_memory ({self.buffer_memory})")
-        if self.buffered + reserve > self.buffer_memory:
-            return None
-        self.buffered += reserve
         now = self.clock()
         batch = self._open[tp] = ProducerBatch(tp, now, now + self.delivery_timeout, self.lock)
-        batch.reserved = reserve
         queue = self._queues.get(tp)
         if queue is None:
             queue = self._queues[tp] = deque()
@@ -419,11 +421,11 @@ class RecordAccumulator:
             queue.appendleft(batch)
 
     def complete(self, batch: ProducerBatch, base_offset: int, error: RaftKafkaError | None = None) -> None:
-        """Resolve a batch (success when ``error`` is None) and release its memory."""
+        """Resolve a batch (success when ``error`` is None) and release its records' bytes."""
         with self.lock:
             if batch in self._incomplete:
                 self._incomplete.discard(batch)
-                self.buffered -= batch.reserved
+                self.buffered -= batch.size
         batch.finish(base_offset, error)
 
     def begin_flush(self) -> list[ProducerBatch]:

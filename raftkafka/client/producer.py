@@ -61,7 +61,8 @@ class AsyncProducer:
     """Sends records to topics, batching them per partition. Use ``async with`` or ``start()``/``close()``.
 
     ``acks``: 0 (no acknowledgement), 1 (the leader stored it) or ``"all"``/-1 (every in-sync replica did).
-    ``linger_ms``: how long a batch waits for more records; ``batch_size``: bytes that fill a batch;
+    ``linger_ms``: how long a batch waits for more records; ``batch_size``: bytes that fill a batch (64 KiB
+    by default, four times Kafka's: a batch costs this client far more than its bytes do);
     ``buffer_memory``: bytes of unacknowledged records before ``send`` waits (up to ``max_block_ms``,
     which also bounds waiting for a topic's metadata); ``delivery_timeout_ms``: how long a record may take,
     retries included, before its future fails. ``idempotent``: retries never store a record twice; None
@@ -75,7 +76,7 @@ class AsyncProducer:
         *,
         acks: int | str = "all",
         linger_ms: float = 5,
-        batch_size: int = 16_384,
+        batch_size: int = 65_536,
         buffer_memory: int = 32 * 1024 * 1024,
         max_in_flight: int = 5,
         compression_type: str = "none",
