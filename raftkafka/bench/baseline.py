@@ -10,10 +10,10 @@
   API), packs them into msgpack frames (``frame_records`` each) and sends them to a child that appends the
   frames to a file and acknowledges each (at most ``STREAM_WINDOW`` unacknowledged); consuming, the child
   sends frames of records and this process unpacks each and counts its records. Records are not compressed;
-  the fastest of ``STREAM_ROUNDS`` rounds counts.
-  No client gets there (it checks, sizes, partitions, timestamps and tracks every record, and a broker stores
-  and indexes them); the ratio says how far a client is from the machine's limit at that moment, so figures
-  from different machines, or from a busy and a quiet hour, compare.
+  the fastest of ``STREAM_ROUNDS`` rounds counts. No client gets there (it checks, sizes, partitions,
+  timestamps and tracks every record, and a broker stores and indexes them); the ratio says how far a client
+  is from the machine's limit at that moment, so figures from different machines, or from a busy and a quiet
+  hour, compare.
 """
 
 from __future__ import annotations
