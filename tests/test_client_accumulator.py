@@ -170,6 +170,23 @@ def test_buffer_memory_counts_the_records_until_their_batch_completes() -> None:
     assert _put(acc, TP0, 250) is not None
 
 
+def test_a_record_without_room_makes_every_lingering_batch_ready_once() -> None:
+    clock = Clock()
+    acc = _acc(clock, batch_size=1_000, buffer_memory=100, linger_ms=60_000)
+    wakes = []
+    acc.wakeup = lambda: wakes.append(1)
+    assert _put(acc, TP0, 50) is not None and _put(acc, TP1, 50) is not None
+    assert acc.drain(_all)[0] == []  # lingering
+    wakes.clear()
+    assert _put(acc, TopicPartition("t", 2), 12) is None  # no room: the sender is woken to send what holds it
+    assert wakes == [1]
+    ready, _, _ = acc.drain(_all)
+    assert [batch.tp for batch in ready] == [TP0, TP1]
+    acc.complete(ready[0], 0)
+    assert _put(acc, TopicPartition("t", 2), 12) is not None
+    assert acc.drain(_all)[0] == []  # room again: batches linger as usual
+
+
 def test_flush_makes_lingering_batches_ready_and_close_refuses_records() -> None:
     clock = Clock()
     acc = _acc(clock, linger_ms=10_000)

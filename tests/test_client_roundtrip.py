@@ -99,18 +99,20 @@ def test_closing_flushes_lingering_records(dev_server: str) -> None:
 
 def test_send_waits_for_buffer_room_and_loses_nothing(dev_server: str) -> None:
     """``buffer_memory`` holds a few records' bytes, fewer than one batch: each send past it waits for the batches
-    in flight to be acknowledged; with ``max_block_ms`` 0 such a send fails instead."""
+    holding it to be sent (at once, however long they would linger) and acknowledged; with ``max_block_ms`` 0 such a
+    send fails instead."""
     _create(dev_server, "room", 4)
-    with Producer(bootstrap=dev_server, buffer_memory=1_000, batch_size=16_384, linger_ms=1) as producer:
-        futures = [producer.send("room", b"%03d" % i + b"x" * 97, partition=i % 4) for i in range(300)]
-        assert producer._producer.accumulator.buffered <= 1_000
-        assert [f.result(10).offset for f in futures] == [i // 4 for i in range(300)]
+    for linger_ms in (1, 600_000):  # lingering for 10 minutes, a waiting send would pass max_block_ms (1 minute)
+        with Producer(bootstrap=dev_server, buffer_memory=1_000, batch_size=16_384, linger_ms=linger_ms) as producer:
+            futures = [producer.send("room", b"%03d" % i + b"x" * 97, partition=i % 4) for i in range(148)]
+            assert producer._producer.accumulator.buffered <= 1_000
+        assert [f.result(0).offset % 37 for f in futures] == [i // 4 for i in range(148)]
     with Producer(bootstrap=dev_server, buffer_memory=1_000, linger_ms=60_000, max_block_ms=0) as producer:
         for _ in range(8):  # 8 x 112 estimated bytes
             producer.send("room", b"x" * 100)
         with pytest.raises(KafkaTimeoutError, match="no room in the producer's buffer"):
             producer.send("room", b"x" * 100)
-    assert len(_consume(dev_server, "room", 308)) == 308
+    assert len(_consume(dev_server, "room", 304)) == 304
 
 
 def test_send_from_many_threads(dev_server: str) -> None:

@@ -10,7 +10,8 @@ record in the batch has a key or headers) and encoding one msgpack call. Every r
 ``RecordFuture``: two references (its batch and its index), resolved when its batch is.
 
 Memory is bounded by ``buffer_memory``: the estimated bytes of the records appended and not yet completed. A
-record that would pass it waits (the producer's ``send``) for batches to complete. Kafka's buffer pool counts
+record that would pass it waits (the producer's ``send``) for batches to complete, and meanwhile every batch is
+ready at once, lingering or not (Kafka's "exhausted" buffer pool). Kafka's buffer pool counts
 whole batches of ``batch_size`` instead; counting records lets batches be large (a Python client pays much more
 per batch than per byte) without a producer writing to many partitions at once running out of room.
 """
@@ -239,6 +240,7 @@ class RecordAccumulator:
         self._incomplete: set[ProducerBatch] = set()
         self._wake_pending = False
         self._flushing = 0
+        self._exhausted = False  # a record found no room: the next drain sends every batch
         self._closed = False
 
     @property
@@ -338,9 +340,11 @@ class RecordAccumulator:
 
     def _no_room(self, size: int) -> None:
         """A record of ``size`` bytes does not fit in ``buffer_memory`` now (lock held): it waits, unless it never
-        can."""
+        can, and the batches holding the memory go out without lingering."""
         if size > self.buffer_memory:
             raise MessageTooLargeError(f"a record of {size} bytes exceeds buffer_memory ({self.buffer_memory})")
+        self._exhausted = True
+        self._wake()
 
     def _start_batch(self, tp: TopicPartition) -> ProducerBatch:
         if self._closed:
@@ -382,7 +386,8 @@ class RecordAccumulator:
         delay: float | None = None
         with self.lock:
             self._wake_pending = False
-            send_all = self._flushing > 0 or self._closed
+            send_all = self._flushing > 0 or self._closed or self._exhausted
+            self._exhausted = False
             linger = self.linger
             for tp, queue in self._queues.items():
                 while queue and queue[0].deadline <= now:
