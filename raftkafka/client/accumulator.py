@@ -11,9 +11,9 @@ record in the batch has a key or headers) and encoding one msgpack call. Every r
 
 Memory is bounded by ``buffer_memory``: the estimated bytes of the records appended and not yet completed. A
 record that would pass it waits (the producer's ``send``) for batches to complete, and meanwhile every batch is
-ready at once, lingering or not (Kafka's "exhausted" buffer pool). Kafka's buffer pool counts
-whole batches of ``batch_size`` instead; counting records lets batches be large (a Python client pays much more
-per batch than per byte) without a producer writing to many partitions at once running out of room.
+ready at once, lingering or not (as with Kafka's exhausted buffer pool). Kafka's pool counts whole batches of
+``batch_size`` instead; counting records lets batches be large (a Python client pays much more per batch than
+per byte) without a producer writing to many partitions at once running out of room.
 """
 
 from __future__ import annotations
