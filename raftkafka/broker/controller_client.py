@@ -190,7 +190,8 @@ class RemoteController:
         attempt_timeout: float | None = None,
         idempotent: bool = True,
     ) -> Any:
-        """Send ``body`` to the active controller, retrying retriable failures until ``timeout`` seconds pass.
+        """Send ``body`` to the active controller, retrying retriable failures while a retry can start before
+        ``timeout`` seconds pass.
 
         Raises the last failure at the deadline (``NotControllerError``/``RequestTimedOutError``, or a
         ``NetworkError`` mapped to ``RequestTimedOutError``) and non-retriable errors at once. A request
@@ -217,20 +218,24 @@ class RemoteController:
                 last = exc
                 self._move_on(connection, parse_leader_hint(exc.message))
             except (NetworkError, BrokerNotAvailableError, TimeoutError) as exc:
-                last = (
+                failure = (
                     RequestTimedOutError(f"controller {_show(self.active)} did not answer API {api_key} in time")
                     if isinstance(exc, TimeoutError)
                     else exc
                 )
                 self._move_on(connection, None)
                 if connection is not None and not idempotent:  # it was sent: it may have taken effect
-                    raise RequestTimedOutError(f"{last}; the outcome of API {api_key} is unknown") from None
+                    raise RequestTimedOutError(f"{failure}; the outcome of API {api_key} is unknown") from None
+                if last is None or time.monotonic() < deadline:  # one the deadline cut short says less than the last
+                    last = failure
             except RaftKafkaError as exc:
                 if not exc.retriable or not idempotent:
                     raise
                 last = exc
-            delay = min(backoff, max(0.0, deadline - time.monotonic()))
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = backoff * random.uniform(0.8, 1.2)
+            if time.monotonic() + delay >= deadline:
+                break  # the next attempt could not start in time: no attempt is cut short by the deadline
+            await asyncio.sleep(delay)
             backoff = min(backoff * 2, config.retry_backoff_max_s)
         if self._closed:
             raise NetworkError("the controller channel is closed")
