@@ -88,7 +88,7 @@ def test_sigterm_moves_leadership_off_before_exit(small_cluster: LocalCluster) -
         return [b[0] for b in body["brokers"]] == [2] and all(p[1] == 2 and 1 not in p[4] for p in partitions)
 
     # The session timeout is 30 s: only the controlled shutdown can have moved leadership this soon.
-    wait_for(moved, 5, "leadership and ISR membership to leave broker 1")
+    wait_for(moved, 15, "leadership and ISR membership to leave broker 1")
 
 
 def test_second_process_with_the_same_node_id_is_refused(small_cluster: LocalCluster, tmp_path: Path) -> None:
