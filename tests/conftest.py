@@ -10,6 +10,18 @@ import pytest
 from tests.processes import DevServer
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test a compiled accumulator older than its source (it would shadow the edited ``.py``)."""
+    from raftkafka.client import accumulator
+
+    built = Path(accumulator.__file__)
+    if built.suffix == ".py":
+        return
+    sources = [built.with_name("accumulator.py"), built.with_name("accumulator.pxd")]
+    if any(source.stat().st_mtime > built.stat().st_mtime for source in sources):
+        pytest.exit(f"{built.name} is older than its source: rebuild it with `pip install -e .`", returncode=4)
+
+
 @pytest.fixture
 def dev_process(tmp_path: Path) -> Iterator[DevServer]:
     """A running ``raftkafka dev`` process (restartable, killable) on its own data dir."""

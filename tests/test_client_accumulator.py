@@ -1,16 +1,56 @@
-"""The producer's record accumulator and record futures, driven by a fake clock (no I/O)."""
+"""The producer's record accumulator and record futures, driven by a fake clock (no I/O).
+
+Every test runs against the module as installed (compiled by Cython when the build had a C compiler) and against
+its source interpreted, loaded under another name: the two must behave the same.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import os
 import threading
 import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
+import raftkafka.client.accumulator as installed
 from raftkafka.client.accumulator import RECORD_OVERHEAD, RecordAccumulator, RecordFuture, ignore
 from raftkafka.errors import ClientClosedError, KafkaTimeoutError, MessageTooLargeError, NotLeaderError
 from raftkafka.structs import RecordMetadata, TopicPartition
+
+
+def _interpreted() -> ModuleType:
+    source = Path(installed.__file__).with_name("accumulator.py")
+    spec = importlib.util.spec_from_file_location("raftkafka.client.accumulator_interpreted", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+IMPLEMENTATIONS = {"interpreted": _interpreted(), "compiled": installed} if installed.compiled() else {
+    "interpreted": installed
+}
+
+
+@pytest.fixture(autouse=True, params=sorted(IMPLEMENTATIONS))
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The tests' names for the module's classes point at one implementation at a time."""
+    module = IMPLEMENTATIONS[request.param]
+    for name in ("RecordAccumulator", "RecordFuture", "ignore"):
+        monkeypatch.setitem(globals(), name, getattr(module, name))
+    yield
+
+
+def test_the_build_compiled_the_module_where_required() -> None:
+    """CI builds with a compiler and sets RAFTKAFKA_REQUIRE_COMPILED: a build that silently fell back to
+    interpreted Python fails here instead of going untested."""
+    assert installed.compiled() or not os.environ.get("RAFTKAFKA_REQUIRE_COMPILED")
+
 
 TP0 = TopicPartition("t", 0)
 TP1 = TopicPartition("t", 1)
