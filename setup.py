@@ -10,9 +10,11 @@ except ImportError:  # building without Cython (pyproject.toml asks for it): pur
     extensions: list[Extension] = []
 else:
     extensions = cythonize(
-        [Extension("raftkafka.client.accumulator", ["raftkafka/client/accumulator.py"], optional=True)],
+        [Extension("raftkafka.client.accumulator", ["raftkafka/client/accumulator.py"])],
         compiler_directives={"language_level": 3, "annotation_typing": False},
         quiet=True,
     )
+    for extension in extensions:
+        extension.optional = True  # a failed C build warns and leaves the module interpreted (cythonize drops it)
 
 setup(ext_modules=extensions)
