@@ -11,7 +11,7 @@ except ImportError:  # building without Cython (pyproject.toml asks for it): pur
 else:
     extensions = cythonize(
         [Extension("raftkafka.client.accumulator", ["raftkafka/client/accumulator.py"])],
-        compiler_directives={"language_level": 3, "annotation_typing": False},
+        compiler_directives={"language_level": 3, "annotation_typing": False, "auto_pickle": False},
         quiet=True,
     )
     for extension in extensions:

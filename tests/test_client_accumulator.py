@@ -10,6 +10,7 @@ import asyncio
 import importlib.util
 import os
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,13 +93,29 @@ def test_batch_is_ready_after_linger_and_keeps_records_as_columns() -> None:
     ready, _, delay = acc.drain(_all)
     assert len(ready) == 1 and delay is None
     batch = ready[0]
-    assert batch.timestamps == [5000, 5003] and batch.keys == [b"k", None] and batch.values == [b"v1", b"v2"]
+    assert (batch.first_timestamp, batch.deltas, batch.max_timestamp) == (5000, [0, 3], 5003)
+    assert batch.keys == [b"k", None] and batch.values == [b"v1", b"v2"]
     assert batch.headers == [(), [("h", b"x")]] and batch.record_count == 2
     assert f1 is not None and f2 is not None and not f1.done()
     acc.complete(batch, 42)
     assert f1.result() == RecordMetadata("t", 0, 42, 5000)
     assert f2.result(0) == RecordMetadata("t", 0, 43, 5003)
     assert acc.buffered == 0 and acc.incomplete == 0
+
+
+def test_timestamps_are_deltas_from_the_first_and_the_batch_keeps_the_largest() -> None:
+    acc = _acc(Clock())
+    futures = [acc.append(ignore, "t", b"v", None, None, 0, ts) for ts in (2000, 1990, 2500, 2100)]
+    with pytest.raises(TypeError, match="timestamp_ms must be an int"):
+        acc.append(ignore, "t", b"v", None, None, 0, 2000.5)  # type: ignore[arg-type]
+    acc.append(ignore, "t", b"v", None, None, 1)  # the clock's time: within this test's run
+    acc.begin_flush()
+    (batch, now), _, _ = acc.drain(_all)
+    assert (batch.first_timestamp, batch.deltas, batch.max_timestamp) == (2000, [0, -10, 500, 100], 2500)
+    assert now.deltas == [0] and now.first_timestamp == now.max_timestamp
+    assert abs(now.first_timestamp - time.time() * 1000) < 60_000
+    acc.complete(batch, 0)
+    assert [f.result(0).timestamp for f in futures if f is not None] == [2000, 1990, 2500, 2100]
 
 
 def test_keys_and_headers_columns_appear_with_the_first_record_that_has_one() -> None:

@@ -32,7 +32,7 @@ def test_decode_skips_below_position_and_drops_partial_tail(compression: Compres
 
 def test_decode_batches_without_keys_or_headers_columns() -> None:
     """A producer's batch where no record has a key or headers carries nil for those columns."""
-    buf = bytearray(encode_columns([1000, 1002, 1005], None, [b"a", b"b", None], None))
+    buf = bytearray(encode_columns([0, 2, 5], None, [b"a", b"b", None], None, first_timestamp=1000, max_timestamp=1005))
     stamp(buf, 0, 7, 0)
     records, next_offset = decode_fetched("t", 0, bytes(buf), 8)
     assert next_offset == 10

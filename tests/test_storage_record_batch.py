@@ -130,10 +130,10 @@ def test_decode_rejects_count_mismatch() -> None:
 
 
 def test_keys_and_headers_columns_may_be_nil_but_not_the_others() -> None:
-    raw = encode_columns([5, 9], None, [b"a", b"b"], None)
+    raw = encode_columns([0, 4], None, [b"a", b"b"], None, first_timestamp=5, max_timestamp=9)
     assert decode_records(raw, 0, validate_batch(raw)) == [[0, None, b"a", []], [4, None, b"b", []]]
     with pytest.raises(ValueError, match="same length"):
-        encode_columns([5, 9], [b"k"], [b"a", b"b"], None)
+        encode_columns([0, 4], [b"k"], [b"a", b"b"], None, first_timestamp=5, max_timestamp=9)
     for columns in ([None, None, [b"a"], None], [[0], None, None, None]):
         forged = bytearray(_batch([[0, None, b"a", []]]))
         payload = msgpack.packb(columns)

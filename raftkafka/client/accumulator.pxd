@@ -4,12 +4,12 @@ cimport cython
 
 
 cdef class ProducerBatch:
-    cdef public list _callbacks, timestamps, values
+    cdef public list _callbacks, deltas, values
     cdef public object _event, _lock, _waiter, encoded, error, headers, keys, partition, topic, tp
     cdef public Py_ssize_t size
     cdef public double created, deadline, retry_at
     cdef public bint done, full
-    cdef public long long base_offset
+    cdef public long long base_offset, first_timestamp, max_timestamp
 
 
 @cython.final
@@ -30,6 +30,6 @@ cdef class RecordAccumulator:
     cdef public bint _wake_pending, _exhausted, _closed
     cdef public int _flushing
 
-    @cython.locals(now_ns=cython.longlong, size=Py_ssize_t, buffered=Py_ssize_t, index=Py_ssize_t, batch=ProducerBatch, future=RecordFuture)
+    @cython.locals(now_ns=cython.longlong, timestamp=cython.longlong, size=Py_ssize_t, buffered=Py_ssize_t, index=Py_ssize_t, batch=ProducerBatch, future=RecordFuture)
     cpdef object append(self, object blocked, object topic, object value=*, object key=*, object headers=*,
                         object partition=*, object timestamp_ms=*)

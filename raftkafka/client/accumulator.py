@@ -4,10 +4,10 @@ User threads ``append`` records to the open batch of their partition (under one 
 ``append`` is the whole per-record path of ``send`` in one Python frame: it checks and sizes the record and
 chooses its partition (the key's hash, else the topic's sticky partition). The sender on the event loop
 thread ``drain``s the batches that are ready (full, lingered long enough, or flushed), sends them, and
-``complete``s them with their base offset or an error. A batch keeps its records as columns (timestamps,
-keys, values, headers), the layout of the record-batch payload, so appending is two list appends (four once a
-record in the batch has a key or headers) and encoding one msgpack call. Every record gets a
-``RecordFuture``: two references (its batch and its index), resolved when its batch is.
+``complete``s them with their base offset or an error. A batch keeps its records as columns (timestamps
+as deltas from the batch's first, keys, values, headers), the layout of the record-batch payload, so appending
+is two list appends (four once a record in the batch has a key or headers) and encoding one msgpack call.
+Every record gets a ``RecordFuture``: two references (its batch and its index), resolved when its batch is.
 
 The module is compiled by Cython when the package is built with a C compiler (``setup.py``; the C types are
 declared in ``accumulator.pxd``, which must follow any change to the attributes or to ``append``'s locals): that
@@ -59,25 +59,31 @@ class ProducerBatch:
         "base_offset",
         "created",
         "deadline",
+        "deltas",
         "done",
         "encoded",
         "error",
+        "first_timestamp",
         "full",
         "headers",
         "keys",
+        "max_timestamp",
         "partition",
         "retry_at",
         "size",
-        "timestamps",
         "topic",
         "tp",
         "values",
     )
 
-    def __init__(self, tp: TopicPartition, now: float, deadline: float, lock: threading.RLock) -> None:
+    def __init__(
+        self, tp: TopicPartition, now: float, deadline: float, lock: threading.RLock, first_timestamp: int
+    ) -> None:
         self.tp = tp
         self.topic, self.partition = tp
-        self.timestamps: list[int] = []
+        self.first_timestamp = first_timestamp
+        self.max_timestamp = first_timestamp
+        self.deltas: list[int] = []  # each record's timestamp minus the first's
         self.keys: list[bytes | None] | None = None  # None while no record has a key or headers
         self.values: list[bytes | None] = []
         self.headers: list[Any] | None = None  # None while no record has a key or headers
@@ -111,7 +117,7 @@ class ProducerBatch:
     def metadata(self, index: int) -> RecordMetadata:
         """Where the batch's ``index``-th record was stored (offset -1 when unacknowledged, acks=0)."""
         offset = self.base_offset + index if self.base_offset >= 0 else -1
-        return RecordMetadata(self.topic, self.partition, offset, self.timestamps[index])
+        return RecordMetadata(self.topic, self.partition, offset, self.first_timestamp + self.deltas[index])
 
     def wait(self, timeout: float | None) -> bool:
         """Block the calling thread until the batch is done; False on timeout."""
@@ -311,8 +317,10 @@ class RecordAccumulator:
         if timestamp_ms is None:
             now_ns = time_ns()  # a C integer when compiled: the division below is C's
             timestamp = now_ns // 1_000_000
-        else:
+        elif type(timestamp_ms) is int:
             timestamp = timestamp_ms
+        else:
+            raise TypeError(f"record timestamp_ms must be an int (ms), not {type(timestamp_ms).__name__}")
         tp = (topic, chosen)  # a plain tuple: equal to, and cheaper than, a TopicPartition
         lock = self.lock
         try:
@@ -323,12 +331,14 @@ class RecordAccumulator:
             else:
                 batch = self._open.get(tp)  # type: ignore[call-overload]
                 if batch is None:
-                    batch = self._start_batch(tp)  # type: ignore[arg-type]
+                    batch = self._start_batch(tp, timestamp)  # type: ignore[arg-type]
                 self.buffered = buffered
                 future = RecordFuture.__new__(RecordFuture)
                 future._batch = batch
                 future._index = index = len(batch.values)
-                batch.timestamps.append(timestamp)
+                batch.deltas.append(timestamp - batch.first_timestamp)
+                if timestamp > batch.max_timestamp:  # noqa: PLR1730  (a call to max() costs more, interpreted)
+                    batch.max_timestamp = timestamp
                 batch.values.append(value)
                 if key is not None or headers or batch.keys is not None:
                     batch.add_key_and_headers(index, key, headers)
@@ -354,11 +364,11 @@ class RecordAccumulator:
         self._exhausted = True
         self._wake()
 
-    def _start_batch(self, tp: TopicPartition) -> ProducerBatch:
+    def _start_batch(self, tp: TopicPartition, first_timestamp: int) -> ProducerBatch:
         if self._closed:
             raise ClientClosedError("the producer is closed")
         now = self.clock()
-        batch = self._open[tp] = ProducerBatch(tp, now, now + self.delivery_timeout, self.lock)
+        batch = self._open[tp] = ProducerBatch(tp, now, now + self.delivery_timeout, self.lock, first_timestamp)
         queue = self._queues.get(tp)
         if queue is None:
             queue = self._queues[tp] = deque()

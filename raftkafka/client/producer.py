@@ -349,8 +349,9 @@ class AsyncProducer:
             sequence = self._next_sequence.get(batch.tp, 0)
             self._next_sequence[batch.tp] = (sequence + batch.record_count) % _SEQUENCE_MODULUS
         return encode_columns(
-            batch.timestamps, batch.keys, batch.values, batch.headers, compression=self.compression,
-            producer_id=self._producer_id, producer_epoch=self._producer_epoch, base_sequence=sequence,
+            batch.deltas, batch.keys, batch.values, batch.headers, first_timestamp=batch.first_timestamp,
+            max_timestamp=batch.max_timestamp, compression=self.compression, producer_id=self._producer_id,
+            producer_epoch=self._producer_epoch, base_sequence=sequence,
         )
 
     async def _init_producer_id(self) -> None:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Sequence
-from itertools import repeat
-from operator import sub
 from typing import Any, NamedTuple
 
 import crc32c
@@ -124,11 +122,13 @@ def encode_batch(
 
 
 def encode_columns(
-    timestamps: Sequence[int],
+    deltas: Sequence[int],
     keys: Sequence[bytes | None] | None,
     values: Sequence[bytes | None],
     headers: Sequence[Any] | None,
     *,
+    first_timestamp: int,
+    max_timestamp: int,
     compression: Compression = Compression.NONE,
     producer_id: int = -1,
     producer_epoch: int = -1,
@@ -136,18 +136,16 @@ def encode_columns(
     base_offset: int = 0,
     leader_epoch: int = -1,
 ) -> bytes:
-    """One batch from parallel columns (record ``i`` is ``timestamps[i]`` in ms, ``keys[i]``, ``values[i]``,
-    ``headers[i]``), ready to send: the producer's path, with no per-record Python work. ``keys`` None: no
-    record has a key; ``headers`` None: no record has headers."""
+    """One batch from parallel columns (record ``i`` is at ``first_timestamp + deltas[i]`` ms, ``keys[i]``,
+    ``values[i]``, ``headers[i]``), ready to send: the producer's path, with no per-record Python work. ``keys``
+    None: no record has a key; ``headers`` None: no record has headers."""
     count = len(values)
     if count == 0:
         raise ValueError("a record batch needs at least one record")
-    if len(timestamps) != count or any(c is not None and len(c) != count for c in (keys, headers)):
+    if len(deltas) != count or any(c is not None and len(c) != count for c in (keys, headers)):
         raise ValueError("record columns must have the same length")
-    first_timestamp = timestamps[0]
-    deltas = list(map(sub, timestamps, repeat(first_timestamp)))
     return _encode(
-        (deltas, keys, values, headers), count, first_timestamp, max(timestamps), compression,
+        (deltas, keys, values, headers), count, first_timestamp, max_timestamp, compression,
         producer_id, producer_epoch, base_sequence, base_offset, leader_epoch,
     )
 
