@@ -1,6 +1,8 @@
-"""The compiled producer accumulator: ``raftkafka/client/accumulator.py`` built by Cython with the C types of
-``accumulator.pxd`` (about twice as fast per record). The build is optional: without a C compiler and Python's
-headers the package installs as pure Python, and the same module runs interpreted."""
+"""The compiled parts of the client, built by Cython when a C compiler and Python's headers are there:
+``raftkafka/client/accumulator.py`` with the C types of ``accumulator.pxd`` (the producer's per-record path,
+about twice as fast) and ``raftkafka/client/_gc.pyx`` (decoded records out of the garbage collector's sight).
+Both are optional: without a compiler the package installs as pure Python, the accumulator runs interpreted
+and the records stay tracked."""
 
 from setuptools import Extension, setup
 
@@ -10,7 +12,10 @@ except ImportError:  # building without Cython (pyproject.toml asks for it): pur
     extensions: list[Extension] = []
 else:
     extensions = cythonize(
-        [Extension("raftkafka.client.accumulator", ["raftkafka/client/accumulator.py"])],
+        [
+            Extension("raftkafka.client.accumulator", ["raftkafka/client/accumulator.py"]),
+            Extension("raftkafka.client._gc", ["raftkafka/client/_gc.pyx"]),
+        ],
         compiler_directives={"language_level": 3, "annotation_typing": False, "auto_pickle": False},
         quiet=True,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,17 +10,22 @@ import pytest
 
 from tests.processes import DevServer
 
+COMPILED_MODULES = {
+    "raftkafka.client.accumulator": ("accumulator.py", "accumulator.pxd"),
+    "raftkafka.client._gc": ("_gc.pyx",),
+}
+"""The modules setup.py compiles, and their sources."""
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Refuse to test a compiled accumulator older than its source (it would shadow the edited ``.py``)."""
-    from raftkafka.client import accumulator
-
-    built = Path(accumulator.__file__)
-    if built.suffix == ".py":
-        return
-    sources = [built.with_name("accumulator.py"), built.with_name("accumulator.pxd")]
-    if any(source.stat().st_mtime > built.stat().st_mtime for source in sources):
-        pytest.exit(f"{built.name} is older than its source: rebuild it with `pip install -e .`", returncode=4)
+    """Refuse to test a compiled module older than its source (it would shadow the edited code)."""
+    for name, sources in COMPILED_MODULES.items():
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None or spec.origin.endswith(".py"):
+            continue  # not compiled
+        built = Path(spec.origin)
+        if any(built.with_name(source).stat().st_mtime > built.stat().st_mtime for source in sources):
+            pytest.exit(f"{built.name} is older than its source: rebuild it with `pip install -e .`", returncode=4)
 
 
 @pytest.fixture

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+import os
+
 import pytest
 
+from raftkafka.client import record_decoder
 from raftkafka.client.cluster import ClusterMetadata
 from raftkafka.client.record_decoder import decode_fetched
 from raftkafka.errors import CorruptBatchError, MessageTooLargeError, UnknownTopicError
@@ -28,6 +32,21 @@ def test_decode_skips_below_position_and_drops_partial_tail(compression: Compres
     assert [r.offset for r in records] == [11, 12, 13, 14]
     assert records[0] == Record("t", 2, 11, 1001, b"k1", b"b", ())
     assert records[2] == Record("t", 2, 13, 1000, None, b"d", (("h", b"x"),))
+
+
+def test_decoded_records_are_out_of_the_collectors_sight_and_stay_intact() -> None:
+    """With the compiled helper (CI requires it) no decoded record is tracked by the cyclic collector; a full
+    collection leaves every record, headers included, as it was."""
+    if record_decoder.untrack is None:
+        assert not os.environ.get("RAFTKAFKA_REQUIRE_COMPILED"), "the build did not compile raftkafka.client._gc"
+        pytest.skip("built without a C compiler: records stay tracked")
+    buf = _batch(10, [b"a", b"b", b"c"]) + _batch(13, [b"d", b"e"])
+    records, _ = decode_fetched("t", 2, buf, 10)
+    assert len(records) == 5 and not any(gc.is_tracked(record) for record in records)
+    expected = [tuple(record) for record in records]
+    del buf
+    gc.collect()
+    assert [tuple(record) for record in records] == expected and records[0].headers == (("h", b"x"),)
 
 
 def test_decode_batches_without_keys_or_headers_columns() -> None:
