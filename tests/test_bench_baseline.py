@@ -18,6 +18,8 @@ from raftkafka.bench.baseline import (
 from raftkafka.bench.result import BenchResult, RepeatedResult
 from raftkafka.bench.settings import BenchSettings
 from raftkafka.bench.stats import LatencySummary, Throughput
+from raftkafka.client import record_decoder
+from raftkafka.client.compiled import compiled_parts
 
 SETTINGS = BenchSettings("127.0.0.1:9092", "t", 10, 100)
 
@@ -73,3 +75,12 @@ def test_a_result_reports_its_throughput_as_a_fraction_of_the_ceiling() -> None:
     bare = BenchResult("consume", SETTINGS, Throughput(1000, 100_000, 2.0))
     assert "ceiling_records_per_s" not in bare.as_dict() and "vs_ceiling" not in bare.headline()
     assert "ceiling" not in bare.summary()
+
+
+def test_a_result_says_which_compiled_parts_of_the_client_ran(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = BenchResult("produce", SETTINGS, Throughput(1000, 100_000, 2.0))
+    assert result.as_dict()["client_compiled"] == compiled_parts()
+    assert ("client not compiled" in result.summary()) == (not all(compiled_parts().values()))
+    monkeypatch.setattr(record_decoder, "untrack", None)  # as installed without a C compiler
+    assert result.as_dict()["client_compiled"]["record_untracking"] is False
+    assert "client not compiled (record_untracking" in result.summary()

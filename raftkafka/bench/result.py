@@ -9,6 +9,7 @@ from typing import Any
 from raftkafka.bench.cpu import ProcessCpu
 from raftkafka.bench.settings import BenchSettings
 from raftkafka.bench.stats import NS_PER_MS, LatencySummary, Spread, Throughput, spread
+from raftkafka.client.compiled import compiled_parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ class BenchResult:
             "cpu": [process.as_dict(self.throughput.records) for process in self.cpu],
             **self._against_baseline(),
             **self._against_ceiling(),
+            "client_compiled": compiled_parts(),
             "settings": self.settings.as_dict(),
         }
 
@@ -111,6 +113,9 @@ class BenchResult:
             )
         if self.cpu:
             line += "; CPU per record: " + "; ".join(process.brief(self.throughput.records) for process in self.cpu)
+        interpreted = [part for part, compiled in compiled_parts().items() if not compiled]
+        if interpreted:
+            line += f"; client not compiled ({', '.join(interpreted)}: installed without a C compiler, see README.md)"
         return line
 
 
