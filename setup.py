@@ -2,15 +2,19 @@
 ``raftkafka/client/accumulator.py`` with the C types of ``accumulator.pxd`` (the producer's per-record path,
 about twice as fast) and ``raftkafka/client/_gc.pyx`` (decoded records out of the garbage collector's sight).
 Both are optional: without a compiler the package installs as pure Python, the accumulator runs interpreted
-and the records stay tracked."""
+and the records stay tracked; ``RAFTKAFKA_NO_EXTENSIONS=1`` at install asks for that on purpose."""
+
+import os
 
 from setuptools import Extension, setup
 
 try:
     from Cython.Build import cythonize
 except ImportError:  # building without Cython (pyproject.toml asks for it): pure Python
-    extensions: list[Extension] = []
-else:
+    cythonize = None
+
+extensions: list[Extension] = []
+if cythonize is not None and not os.environ.get("RAFTKAFKA_NO_EXTENSIONS"):
     extensions = cythonize(
         [
             Extension("raftkafka.client.accumulator", ["raftkafka/client/accumulator.py"]),
