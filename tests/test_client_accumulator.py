@@ -108,6 +108,9 @@ def test_timestamps_are_deltas_from_the_first_and_the_batch_keeps_the_largest() 
     futures = [acc.append(ignore, "t", b"v", None, None, 0, ts) for ts in (2000, 1990, 2500, 2100)]
     with pytest.raises(TypeError, match="timestamp_ms must be an int"):
         acc.append(ignore, "t", b"v", None, None, 0, 2000.5)  # type: ignore[arg-type]
+    for out_of_range in (-1, 2**63):
+        with pytest.raises(ValueError, match=r"timestamp_ms must be in \[0, 2\*\*63\)"):
+            acc.append(ignore, "t", b"v", None, None, 0, out_of_range)
     acc.append(ignore, "t", b"v", None, None, 1)  # the clock's time: within this test's run
     acc.begin_flush()
     (batch, now), _, _ = acc.drain(_all)

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 RECORD_OVERHEAD = 12
 """Estimated bytes a record adds to a batch besides its key, value and headers."""
+MAX_TIMESTAMP_MS = 2**63
+"""Record timestamps are 64-bit signed milliseconds, and never negative (as Kafka's ``ProducerRecord`` checks)."""
 
 DoneCallback = Callable[["RecordFuture"], Any]
 Blocked = Callable[[str, Any, Any, Any, Any, Any], "RecordFuture | None"]
@@ -317,10 +319,10 @@ class RecordAccumulator:
         if timestamp_ms is None:
             now_ns = time_ns()  # a C integer when compiled: the division below is C's
             timestamp = now_ns // 1_000_000
-        elif type(timestamp_ms) is int:
+        elif type(timestamp_ms) is int and 0 <= timestamp_ms < MAX_TIMESTAMP_MS:
             timestamp = timestamp_ms
         else:
-            raise TypeError(f"record timestamp_ms must be an int (ms), not {type(timestamp_ms).__name__}")
+            raise _bad_timestamp(timestamp_ms)
         tp = (topic, chosen)  # a plain tuple: equal to, and cheaper than, a TopicPartition
         lock = self.lock
         try:
@@ -497,6 +499,12 @@ def compiled() -> bool:
 
 def _headers_size(headers: Headers) -> int:
     return sum(len(k) + len(v) + 2 for k, v in headers)
+
+
+def _bad_timestamp(timestamp_ms: Any) -> Exception:
+    if type(timestamp_ms) is not int:
+        return TypeError(f"record timestamp_ms must be an int (ms), not {type(timestamp_ms).__name__}")
+    return ValueError(f"record timestamp_ms must be in [0, 2**63), not {timestamp_ms}")
 
 
 def _as_bytes(data: Any, what: str) -> bytes:
