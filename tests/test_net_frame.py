@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from raftkafka.net.frame import (
+    INLINE_LIMIT,
     LENGTH,
     FrameDecoder,
     FrameError,
@@ -15,6 +16,7 @@ from raftkafka.net.frame import (
     decode_request,
     decode_response,
     encode_request,
+    encode_request_pieces,
     encode_response,
 )
 
@@ -35,6 +37,32 @@ def test_requests_survive_any_chunking(requests: list[tuple[int, int, int, objec
         payloads.extend(decoder.feed(stream[start : start + chunk]))
     assert [decode_request(p) for p in payloads] == [tuple(r) for r in requests]
     assert decoder.buffered == 0
+
+
+large = st.sampled_from([INLINE_LIMIT - 1, INLINE_LIMIT, 0xFFFF, 0x10000, 300_000]).map(lambda n: b"\x07" * n)
+bodies_with_batches = st.recursive(
+    st.none() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20) | st.binary(max_size=50) | large,
+    lambda children: st.lists(children, max_size=4) | st.tuples(children, children)
+    | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(st.integers(0, 100), st.integers(0, 2**31 - 1), bodies_with_batches)
+def test_request_pieces_are_the_frame_with_large_bytes_by_reference(api_key: int, cid: int, body: object) -> None:
+    """Written in order, the pieces are exactly ``encode_request``'s frame; every ``bytes`` value of at least
+    INLINE_LIMIT bytes is one of the pieces itself (not a copy)."""
+    pieces = encode_request_pieces(api_key, 0, cid, body)
+    assert b"".join(pieces) == encode_request(api_key, 0, cid, body)
+    referenced = {id(piece) for piece in pieces}
+    assert all(id(value) in referenced for value in _bytes_in(body) if len(value) >= INLINE_LIMIT)
+
+
+def _bytes_in(obj: object) -> list[bytes]:
+    if isinstance(obj, bytes):
+        return [obj]
+    items = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, list | tuple) else ()
+    return [found for item in items for found in _bytes_in(item)]
 
 
 def test_response_round_trip() -> None:

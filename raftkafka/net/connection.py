@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from raftkafka.errors import BrokerNotAvailableError, NetworkError, RequestTimedOutError, from_wire
-from raftkafka.net.api import ApiKey
-from raftkafka.net.frame import FrameDecoder, FrameError, decode_response, encode_request
+from raftkafka.net.api import BATCH_REQUESTS, ApiKey
+from raftkafka.net.frame import FrameDecoder, FrameError, decode_response, encode_request, encode_request_pieces
 from raftkafka.net.idle_poll import IdlePoll
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ class Connection(asyncio.Protocol):
             self._deadlines[correlation_id] = (deadline, api_key, timeout)
             if self._timer is None or deadline < self._timer_at:
                 self._arm(deadline)
-        cast(asyncio.Transport, self._transport).write(encode_request(api_key, version, correlation_id, body))
+        self._write_request(api_key, version, correlation_id, body)
         if self._idle_poll is not None:
             self._idle_poll.kick()
 
@@ -194,7 +194,14 @@ class Connection(asyncio.Protocol):
             raise self._closed_error or NetworkError(f"connection to {self.address} is closed")
         correlation_id = self._next_id
         self._next_id = (correlation_id + 1) & 0x7FFFFFFF
-        self._transport.write(encode_request(api_key, version, correlation_id, body))
+        self._write_request(api_key, version, correlation_id, body)
+
+    def _write_request(self, api_key: int, version: int, correlation_id: int, body: Any) -> None:
+        transport = cast(asyncio.Transport, self._transport)
+        if api_key in BATCH_REQUESTS:
+            transport.writelines(encode_request_pieces(api_key, version, correlation_id, body))
+        else:
+            transport.write(encode_request(api_key, version, correlation_id, body))
 
     async def request(self, api_key: int, version: int, body: Any, timeout: float | None = None) -> Any:
         """Send a request and wait for its response body (``TimeoutError`` after ``timeout`` seconds)."""

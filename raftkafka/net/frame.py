@@ -43,6 +43,46 @@ def encode_request(api_key: int, api_version: int, correlation_id: int, body: An
     return pack((api_key, api_version, correlation_id, body))
 
 
+INLINE_LIMIT = 16 * 1024
+"""``bytes`` values at least this long are written by reference by ``encode_request_pieces``."""
+_BIN16 = b"\xc5"  # msgpack's bin 16 and bin 32 headers, before a 2- and a 4-byte big-endian length
+_BIN32 = b"\xc6"
+
+
+def encode_request_pieces(api_key: int, api_version: int, correlation_id: int, body: Any) -> list[bytes]:
+    """The frame ``encode_request`` makes, as buffers to write in order (``transport.writelines``, one
+    ``writev``): each ``bytes`` value of at least ``INLINE_LIMIT`` bytes is one of the buffers itself, after its
+    msgpack ``bin`` header, instead of being copied into msgpack's output and again behind the length prefix.
+    For requests that carry record batches; small bodies pack faster in one call."""
+    packer = msgpack.Packer(use_bin_type=True, autoreset=False, buf_size=512)
+    pieces = [b""]  # the length prefix, once the rest is known
+    _pack_pieces(packer, pieces, (api_key, api_version, correlation_id, body))
+    pieces.append(packer.bytes())
+    pieces[0] = LENGTH.pack(sum(map(len, pieces)))
+    return pieces
+
+
+def _pack_pieces(packer: msgpack.Packer, pieces: list[bytes], obj: Any) -> None:
+    """Pack ``obj`` as msgpack would (maps, arrays, leaves), moving large ``bytes`` out of ``packer`` into
+    ``pieces``."""
+    if type(obj) is bytes and len(obj) >= INLINE_LIMIT:
+        pieces.append(packer.bytes())
+        packer.reset()
+        pieces.append(_BIN32 + LENGTH.pack(len(obj)) if len(obj) > 0xFFFF else _BIN16 + len(obj).to_bytes(2, "big"))
+        pieces.append(obj)
+    elif isinstance(obj, dict):
+        packer.pack_map_header(len(obj))
+        for key, value in obj.items():
+            _pack_pieces(packer, pieces, key)
+            _pack_pieces(packer, pieces, value)
+    elif isinstance(obj, list | tuple):
+        packer.pack_array_header(len(obj))
+        for item in obj:
+            _pack_pieces(packer, pieces, item)
+    else:
+        packer.pack(obj)
+
+
 def encode_response(correlation_id: int, error_code: int, body: Any) -> bytes:
     """One response frame."""
     return pack((correlation_id, error_code, body))
