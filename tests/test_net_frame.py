@@ -18,6 +18,7 @@ from raftkafka.net.frame import (
     encode_request,
     encode_request_pieces,
     encode_response,
+    encode_response_pieces,
 )
 
 bodies = st.recursive(
@@ -49,13 +50,17 @@ bodies_with_batches = st.recursive(
 
 
 @given(st.integers(0, 100), st.integers(0, 2**31 - 1), bodies_with_batches)
-def test_request_pieces_are_the_frame_with_large_bytes_by_reference(api_key: int, cid: int, body: object) -> None:
-    """Written in order, the pieces are exactly ``encode_request``'s frame; every ``bytes`` value of at least
-    INLINE_LIMIT bytes is one of the pieces itself (not a copy)."""
-    pieces = encode_request_pieces(api_key, 0, cid, body)
-    assert b"".join(pieces) == encode_request(api_key, 0, cid, body)
-    referenced = {id(piece) for piece in pieces}
-    assert all(id(value) in referenced for value in _bytes_in(body) if len(value) >= INLINE_LIMIT)
+def test_frame_pieces_are_the_frame_with_large_bytes_by_reference(key: int, cid: int, body: object) -> None:
+    """Written in order, the pieces are exactly ``encode_request``'s (``encode_response``'s) frame; every
+    ``bytes`` value of at least INLINE_LIMIT bytes is one of the pieces itself (not a copy)."""
+    large_values = [value for value in _bytes_in(body) if len(value) >= INLINE_LIMIT]
+    for pieces, frame in (
+        (encode_request_pieces(key, 0, cid, body), encode_request(key, 0, cid, body)),
+        (encode_response_pieces(cid, key, body), encode_response(cid, key, body)),
+    ):
+        assert b"".join(pieces) == frame
+        referenced = {id(piece) for piece in pieces}
+        assert all(id(value) in referenced for value in large_values)
 
 
 def _bytes_in(obj: object) -> list[bytes]:

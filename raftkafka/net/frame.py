@@ -54,9 +54,18 @@ def encode_request_pieces(api_key: int, api_version: int, correlation_id: int, b
     ``writev``): each ``bytes`` value of at least ``INLINE_LIMIT`` bytes is one of the buffers itself, after its
     msgpack ``bin`` header, instead of being copied into msgpack's output and again behind the length prefix.
     For requests that carry record batches; small bodies pack faster in one call."""
+    return _frame_pieces((api_key, api_version, correlation_id, body))
+
+
+def encode_response_pieces(correlation_id: int, error_code: int, body: Any) -> list[bytes]:
+    """The frame ``encode_response`` makes, as buffers to write in order (see ``encode_request_pieces``)."""
+    return _frame_pieces((correlation_id, error_code, body))
+
+
+def _frame_pieces(frame: tuple[Any, ...]) -> list[bytes]:
     packer = msgpack.Packer(use_bin_type=True, autoreset=False, buf_size=512)
     pieces = [b""]  # the length prefix, once the rest is known
-    _pack_pieces(packer, pieces, (api_key, api_version, correlation_id, body))
+    _pack_pieces(packer, pieces, frame)
     pieces.append(packer.bytes())
     pieces[0] = LENGTH.pack(sum(map(len, pieces)))
     return pieces

@@ -27,8 +27,15 @@ from raftkafka.errors import (
     UnknownServerError,
     UnsupportedVersionError,
 )
-from raftkafka.net.api import SUPPORTED_VERSIONS
-from raftkafka.net.frame import DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError, decode_request, encode_response
+from raftkafka.net.api import BATCH_RESPONSES, SUPPORTED_VERSIONS
+from raftkafka.net.frame import (
+    DEFAULT_MAX_FRAME_BYTES,
+    FrameDecoder,
+    FrameError,
+    decode_request,
+    encode_response,
+    encode_response_pieces,
+)
 from raftkafka.net.idle_poll import IdlePoll
 
 log = logging.getLogger(__name__)
@@ -112,7 +119,7 @@ class _ServerConnection(asyncio.Protocol):
         self._read_paused = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._deferred: set[DeferredResponse] = set()
-        self._out: list[bytes] = []  # answers not yet handed to the transport (see _write)
+        self._out: list[bytes] = []  # buffers of answers not yet handed to the transport (see _write)
         self._receiving = False
         self._flush_scheduled = False
 
@@ -186,7 +193,7 @@ class _ServerConnection(asyncio.Protocol):
             self._reply_error(correlation_id, UnknownServerError("internal error; see the server log"))
             return
         if type(result) is dict:  # the common case, checked before the costlier isinstance below
-            self._write(encode_response(correlation_id, 0, result))
+            self._respond(api_key, correlation_id, result)
         elif type(result) is DeferredResponse:
             self._in_flight += 1
             self._update_reading()
@@ -199,7 +206,7 @@ class _ServerConnection(asyncio.Protocol):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         elif result is not NO_RESPONSE:
-            self._write(encode_response(correlation_id, 0, result))
+            self._respond(api_key, correlation_id, result)
 
     def _deferred_done(
         self, api_key: int, correlation_id: int, response: DeferredResponse, body: Any, error: BaseException | None
@@ -207,7 +214,7 @@ class _ServerConnection(asyncio.Protocol):
         self._deferred.discard(response)
         self._in_flight -= 1
         if error is None:
-            self._write(encode_response(correlation_id, 0, body))
+            self._respond(api_key, correlation_id, body)
         else:
             self._reply_error(correlation_id, self._as_error(api_key, error))
         self._update_reading()
@@ -221,7 +228,7 @@ class _ServerConnection(asyncio.Protocol):
             self._reply_error(correlation_id, self._as_error(api_key, exc))
         else:
             if result is not NO_RESPONSE:
-                self._write(encode_response(correlation_id, 0, result))
+                self._respond(api_key, correlation_id, result)
         finally:
             self._in_flight -= 1
             self._update_reading()
@@ -236,16 +243,23 @@ class _ServerConnection(asyncio.Protocol):
         log.error("handler for API %s failed", api_key, exc_info=exc)
         return UnknownServerError("internal error; see the server log")
 
+    def _respond(self, api_key: int, correlation_id: int, body: Any) -> None:
+        if api_key in BATCH_RESPONSES:
+            self._write(*encode_response_pieces(correlation_id, 0, body))
+        else:
+            self._write(encode_response(correlation_id, 0, body))
+
     def _reply_error(self, correlation_id: int, exc: RaftKafkaError) -> None:
         self._write(encode_response(correlation_id, exc.code, {"message": exc.message}))
 
-    def _write(self, frame: bytes) -> None:
-        """Answers are coalesced into one transport write (one syscall) per batch: those given while a
-        chunk of requests is being dispatched go out after it, and those finishing while other requests of
-        the connection are still in flight go out at the end of the loop iteration. A lone answer goes at once."""
+    def _write(self, *buffers: bytes) -> None:
+        """Write one answer's frame (its ``buffers`` in order). Answers are coalesced into one transport write
+        (one ``writev``) per batch: those given while a chunk of requests is being dispatched go out after it, and
+        those finishing while other requests of the connection are still in flight go out at the end of the loop
+        iteration. A lone answer goes at once."""
         if self._transport is None:
             return
-        self._out.append(frame)
+        self._out.extend(buffers)
         if self._receiving or self._flush_scheduled:
             return
         if self._in_flight > 1:
@@ -258,7 +272,10 @@ class _ServerConnection(asyncio.Protocol):
         self._flush_scheduled = False
         out, self._out = self._out, []
         if out and self._transport is not None:
-            self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+            if len(out) == 1:
+                self._transport.write(out[0])
+            else:
+                self._transport.writelines(out)
 
     def _update_reading(self) -> None:
         transport = self._transport
