@@ -19,7 +19,7 @@ from raftkafka.errors import (
 )
 from raftkafka.net.api import ApiKey, field
 from raftkafka.net.connection import Connection
-from raftkafka.net.frame import LENGTH, FrameDecoder, decode_response, encode_request
+from raftkafka.net.frame import INLINE_LIMIT, LENGTH, BulkBody, FrameDecoder, decode_response, encode_request
 from raftkafka.net.server import NO_RESPONSE, DeferredResponse, RequestServer
 
 
@@ -201,3 +201,34 @@ async def test_connect_to_closed_port_fails_clearly() -> None:
 
     with pytest.raises(BrokerNotAvailableError, match="cannot connect"):
         await Connection.open("127.0.0.1", port)
+
+
+async def test_bulk_bodies_are_written_in_pieces_and_arrive_whole() -> None:
+    """Requests and answers whose bodies are ``BulkBody`` (large bytes written by reference, with writev) arrive
+    as the same bytes, pipelined with ordinary ones on one connection, answered at once or deferred."""
+
+    def bulk_echo(version: int, body: Any) -> Any:
+        return BulkBody(data=body["data"][::-1])
+
+    def deferred_bulk_echo(version: int, body: Any) -> Any:
+        response = DeferredResponse()
+        asyncio.get_running_loop().call_later(0.01, response.complete, BulkBody(data=body["data"]))
+        return response
+
+    srv = RequestServer({ApiKey.PRODUCE: bulk_echo, ApiKey.FETCH: deferred_bulk_echo, ApiKey.METADATA: _echo},
+                        max_frame_bytes=4 * 1024 * 1024)  # fmt: skip
+    conn = await Connection.open(*await srv.start("127.0.0.1", 0))
+    try:
+        payloads = [bytes(range(256)) * (size // 256) for size in (INLINE_LIMIT, 70_000, 1024 * 1024)]
+        answers = []
+        for index, data in enumerate(payloads):
+            answers.append(conn.send(ApiKey.PRODUCE, 0, BulkBody(data=data, partition=index)))
+            answers.append(conn.send(ApiKey.METADATA, 0, {"value": index}))
+            answers.append(conn.send(ApiKey.FETCH, 0, BulkBody(data=data)))
+        results = await asyncio.gather(*answers)
+        for index, data in enumerate(payloads):
+            reversed_, echo, same = results[3 * index : 3 * index + 3]
+            assert reversed_ == {"data": data[::-1]} and echo == {"echo": index} and same == {"data": data}
+    finally:
+        conn.close()
+        await srv.close()

@@ -24,6 +24,7 @@ from raftkafka.errors import (
 )
 from raftkafka.metadata.image import MetadataImage, TopicImage
 from raftkafka.net.api import ACKS_ALL, SUPPORTED_VERSIONS, ApiKey, field, topic_changes, topic_partition_lists
+from raftkafka.net.frame import INLINE_LIMIT, BulkBody
 from raftkafka.net.server import NO_RESPONSE, DeferredResponse, Handler
 from raftkafka.structs import BrokerInfo
 
@@ -205,7 +206,10 @@ class BrokerApi:
                 error = self._not_hosted(topic, partition, UnknownTopicError()).code
             total += len(records)
             by_topic.setdefault(topic, []).append([partition, error, high_watermark, log_start, records])
-        return {"topics": [[topic, parts] for topic, parts in by_topic.items()]}, total
+        response = {"topics": [[topic, parts] for topic, parts in by_topic.items()]}
+        if total >= INLINE_LIMIT:  # written without copying the records
+            return BulkBody(response), total
+        return response, total
 
     # LIST_OFFSETS, OFFSETS_FOR_LEADER_EPOCH -------------------------------------------------------
     def list_offsets(self, version: int, body: Any) -> Any:

@@ -43,6 +43,7 @@ from raftkafka.errors import (
     from_wire,
 )
 from raftkafka.net.api import ACKS_ALL, ApiKey
+from raftkafka.net.frame import INLINE_LIMIT, BulkBody
 from raftkafka.storage.compression import Compression
 from raftkafka.storage.record_batch import encode_columns
 from raftkafka.structs import Headers, RecordMetadata, TopicPartition
@@ -325,9 +326,13 @@ class AsyncProducer:
             by_leader.setdefault((leader.host, leader.port), []).append(batch)
         for address, group in by_leader.items():
             topics: dict[str, list[list[Any]]] = {}
+            large = False
             for batch in group:
                 topics.setdefault(batch.topic, []).append([batch.partition, batch.encoded])
+                large = large or len(batch.encoded) >= INLINE_LIMIT  # type: ignore[arg-type]
             body = {"acks": self.acks, "timeout_ms": int(self.request_timeout * 1000), "topics": list(topics.items())}
+            if large:  # written without copying the batches
+                body = BulkBody(body)
             self._in_flight[address] = self._in_flight.get(address, 0) + 1
             if self._one_per_partition:
                 self._muted.update(batch.tp for batch in group)

@@ -196,12 +196,6 @@ class ApiKey(IntEnum):
     ALTER_PARTITION = 24
 
 
-BATCH_REQUESTS = frozenset({ApiKey.PRODUCE})
-"""APIs whose requests carry record batches: their frames are written without copying the batches
-(``frame.encode_request_pieces``)."""
-BATCH_RESPONSES = frozenset({ApiKey.FETCH})
-"""APIs whose responses carry record batches (``frame.encode_response_pieces``)."""
-
 SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {key: (0, 0) for key in ApiKey}
 """Inclusive (min, max) version per API key this build speaks."""
 

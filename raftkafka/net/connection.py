@@ -15,8 +15,15 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from raftkafka.errors import BrokerNotAvailableError, NetworkError, RequestTimedOutError, from_wire
-from raftkafka.net.api import BATCH_REQUESTS, ApiKey
-from raftkafka.net.frame import FrameDecoder, FrameError, decode_response, encode_request, encode_request_pieces
+from raftkafka.net.api import ApiKey
+from raftkafka.net.frame import (
+    BulkBody,
+    FrameDecoder,
+    FrameError,
+    decode_response,
+    encode_request,
+    encode_request_pieces,
+)
 from raftkafka.net.idle_poll import IdlePoll
 
 log = logging.getLogger(__name__)
@@ -198,7 +205,7 @@ class Connection(asyncio.Protocol):
 
     def _write_request(self, api_key: int, version: int, correlation_id: int, body: Any) -> None:
         transport = cast(asyncio.Transport, self._transport)
-        if api_key in BATCH_REQUESTS:
+        if type(body) is BulkBody:
             transport.writelines(encode_request_pieces(api_key, version, correlation_id, body))
         else:
             transport.write(encode_request(api_key, version, correlation_id, body))

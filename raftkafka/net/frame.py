@@ -43,6 +43,14 @@ def encode_request(api_key: int, api_version: int, correlation_id: int, body: An
     return pack((api_key, api_version, correlation_id, body))
 
 
+class BulkBody(dict[str, Any]):
+    """A request or response body carrying large ``bytes`` values (record batches): the connection writes its
+    frame in pieces (``encode_request_pieces``, ``encode_response_pieces``) so those values are not copied.
+    Otherwise a plain dict; only worth it when a value reaches ``INLINE_LIMIT`` (small bodies pack faster whole)."""
+
+    __slots__ = ()
+
+
 INLINE_LIMIT = 16 * 1024
 """``bytes`` values at least this long are written by reference by ``encode_request_pieces``."""
 _BIN16 = b"\xc5"  # msgpack's bin 16 and bin 32 headers, before a 2- and a 4-byte big-endian length
@@ -52,8 +60,7 @@ _BIN32 = b"\xc6"
 def encode_request_pieces(api_key: int, api_version: int, correlation_id: int, body: Any) -> list[bytes]:
     """The frame ``encode_request`` makes, as buffers to write in order (``transport.writelines``, one
     ``writev``): each ``bytes`` value of at least ``INLINE_LIMIT`` bytes is one of the buffers itself, after its
-    msgpack ``bin`` header, instead of being copied into msgpack's output and again behind the length prefix.
-    For requests that carry record batches; small bodies pack faster in one call."""
+    msgpack ``bin`` header, instead of being copied into msgpack's output and again behind the length prefix."""
     return _frame_pieces((api_key, api_version, correlation_id, body))
 
 

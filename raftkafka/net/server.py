@@ -27,9 +27,10 @@ from raftkafka.errors import (
     UnknownServerError,
     UnsupportedVersionError,
 )
-from raftkafka.net.api import BATCH_RESPONSES, SUPPORTED_VERSIONS
+from raftkafka.net.api import SUPPORTED_VERSIONS
 from raftkafka.net.frame import (
     DEFAULT_MAX_FRAME_BYTES,
+    BulkBody,
     FrameDecoder,
     FrameError,
     decode_request,
@@ -193,7 +194,7 @@ class _ServerConnection(asyncio.Protocol):
             self._reply_error(correlation_id, UnknownServerError("internal error; see the server log"))
             return
         if type(result) is dict:  # the common case, checked before the costlier isinstance below
-            self._respond(api_key, correlation_id, result)
+            self._write(encode_response(correlation_id, 0, result))
         elif type(result) is DeferredResponse:
             self._in_flight += 1
             self._update_reading()
@@ -206,7 +207,7 @@ class _ServerConnection(asyncio.Protocol):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         elif result is not NO_RESPONSE:
-            self._respond(api_key, correlation_id, result)
+            self._respond(correlation_id, result)
 
     def _deferred_done(
         self, api_key: int, correlation_id: int, response: DeferredResponse, body: Any, error: BaseException | None
@@ -214,7 +215,7 @@ class _ServerConnection(asyncio.Protocol):
         self._deferred.discard(response)
         self._in_flight -= 1
         if error is None:
-            self._respond(api_key, correlation_id, body)
+            self._respond(correlation_id, body)
         else:
             self._reply_error(correlation_id, self._as_error(api_key, error))
         self._update_reading()
@@ -228,7 +229,7 @@ class _ServerConnection(asyncio.Protocol):
             self._reply_error(correlation_id, self._as_error(api_key, exc))
         else:
             if result is not NO_RESPONSE:
-                self._respond(api_key, correlation_id, result)
+                self._respond(correlation_id, result)
         finally:
             self._in_flight -= 1
             self._update_reading()
@@ -243,8 +244,8 @@ class _ServerConnection(asyncio.Protocol):
         log.error("handler for API %s failed", api_key, exc_info=exc)
         return UnknownServerError("internal error; see the server log")
 
-    def _respond(self, api_key: int, correlation_id: int, body: Any) -> None:
-        if api_key in BATCH_RESPONSES:
+    def _respond(self, correlation_id: int, body: Any) -> None:
+        if type(body) is BulkBody:
             self._write(*encode_response_pieces(correlation_id, 0, body))
         else:
             self._write(encode_response(correlation_id, 0, body))
