@@ -410,6 +410,8 @@ class AsyncProducer:
                 if exc.retriable:
                     self._network.request_refresh()
                 self._retry_or_fail(batches, exc)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:  # not the shape of a PRODUCE answer
+            self._retry_or_fail(batches, UnknownServerError(f"malformed PRODUCE answer from {address}: {exc!r}"))
         finally:
             self._request_done(address, batches)
 
@@ -428,6 +430,8 @@ class AsyncProducer:
                 if batch is None:
                     continue
                 if not error:
+                    if type(base_offset) is not int:
+                        raise TypeError(f"base offset {base_offset!r} of {topic}-{partition}")
                     self._accumulator.complete(batch, base_offset)
                     continue
                 exc = from_wire(error, message)
