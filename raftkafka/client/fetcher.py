@@ -38,6 +38,7 @@ from raftkafka.errors import (
     NotLeaderError,
     OffsetOutOfRangeError,
     RaftKafkaError,
+    UnknownServerError,
     UnknownTopicError,
     from_wire,
 )
@@ -441,6 +442,11 @@ class Fetcher:
                             continue
                         state.fetch_offset = next_offset
                         self._deliver(FetchedData(tp, epoch, data, next_offset))
+        except (KeyError, IndexError, TypeError, ValueError) as exc:  # not the shape of a FETCH answer
+            malformed = UnknownServerError(f"malformed FETCH answer from {address}: {exc!r}")
+            log.warning("%s", malformed.message)
+            for state, _, _ in sent.values():
+                self._backoff(state, malformed)
         finally:
             self.wakeup()  # queued after the callers' wake-ups (see above)
 
