@@ -12,7 +12,7 @@ from tests.processes import DevServer
 
 COMPILED_MODULES = {
     "raftkafka.client.accumulator": ("accumulator.py", "accumulator.pxd"),
-    "raftkafka.client._gc": ("_gc.pyx",),
+    "raftkafka.client._records": ("_records.pyx",),
 }
 """The modules setup.py compiles, and their sources."""
 

@@ -81,6 +81,6 @@ def test_a_result_says_which_compiled_parts_of_the_client_ran(monkeypatch: pytes
     result = BenchResult("produce", SETTINGS, Throughput(1000, 100_000, 2.0))
     assert result.as_dict()["client_compiled"] == compiled_parts()
     assert ("client not compiled" in result.summary()) == (not all(compiled_parts().values()))
-    monkeypatch.setattr(record_decoder, "untrack", None)  # as installed without a C compiler
-    assert result.as_dict()["client_compiled"]["record_untracking"] is False
-    assert "client not compiled (record_untracking" in result.summary()
+    monkeypatch.setattr(record_decoder, "build_records", None)  # as installed without a C compiler
+    assert result.as_dict()["client_compiled"]["record_building"] is False
+    assert "client not compiled (record_building" in result.summary()

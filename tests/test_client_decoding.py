@@ -34,19 +34,27 @@ def test_decode_skips_below_position_and_drops_partial_tail(compression: Compres
     assert records[2] == Record("t", 2, 13, 1000, None, b"d", (("h", b"x"),))
 
 
-def test_decoded_records_are_out_of_the_collectors_sight_and_stay_intact() -> None:
-    """With the compiled helper (CI requires it) no decoded record is tracked by the cyclic collector; a full
-    collection leaves every record, headers included, as it was."""
-    if record_decoder.untrack is None:
-        assert not os.environ.get("RAFTKAFKA_REQUIRE_COMPILED"), "the build did not compile raftkafka.client._gc"
-        pytest.skip("built without a C compiler: records stay tracked")
-    buf = _batch(10, [b"a", b"b", b"c"]) + _batch(13, [b"d", b"e"])
-    records, _ = decode_fetched("t", 2, buf, 10)
-    assert len(records) == 5 and not any(gc.is_tracked(record) for record in records)
+def test_records_built_in_c_equal_the_fallbacks_and_are_out_of_the_collectors_sight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The compiled builder (CI requires it) makes the same records as the interpreted one, none tracked by the
+    cyclic collector; a full collection leaves every record, headers included, as it was."""
+    if record_decoder.build_records is None:
+        assert not os.environ.get("RAFTKAFKA_REQUIRE_COMPILED"), "the build did not compile raftkafka.client._records"
+        pytest.skip("built without a C compiler")
+    buf = _batch(10, [b"a", b"b", b"c"]) + _batch(13, [b"d", b"e"]) + _batch(15, [b"f"])
+    keyless = bytearray(encode_columns([0, 3], None, [b"g", None], None, first_timestamp=7, max_timestamp=10))
+    stamp(keyless, 0, 16, 0)
+    buf += bytes(keyless)
+    records, next_offset = decode_fetched("t", 2, buf, 11)
+    assert len(records) == 7 and next_offset == 18 and not any(gc.is_tracked(record) for record in records)
+    monkeypatch.setattr(record_decoder, "build_records", None)
+    assert decode_fetched("t", 2, buf, 11) == (records, next_offset)
+    assert all(type(a) is type(b) is Record for a, b in zip(records, decode_fetched("t", 2, buf, 11)[0], strict=True))
     expected = [tuple(record) for record in records]
     del buf
     gc.collect()
-    assert [tuple(record) for record in records] == expected and records[0].headers == (("h", b"x"),)
+    assert [tuple(record) for record in records] == expected and records[-1] == Record("t", 2, 17, 10, None, None, ())
 
 
 def test_decode_batches_without_keys_or_headers_columns() -> None:

@@ -7,6 +7,6 @@ from raftkafka.client import accumulator, record_decoder
 
 
 def compiled_parts() -> dict[str, bool]:
-    """Each optional compiled part and whether it is in use: the producer's accumulator, and taking decoded
-    records out of the garbage collector's sight."""
-    return {"accumulator": accumulator.compiled(), "record_untracking": record_decoder.untrack is not None}
+    """Each optional compiled part and whether it is in use: the producer's accumulator, and the consumer's
+    record building (in C, out of the garbage collector's sight)."""
+    return {"accumulator": accumulator.compiled(), "record_building": record_decoder.build_records is not None}

@@ -7,10 +7,10 @@ batch; the ``Record`` tuples are then built from the columns by C iterators alon
 Records below the fetch position (a batch fetched from its start) are sliced off the columns before any is
 built. The cyclic garbage collector is paused while a fetched chunk is decoded (msgpack's own performance
 advice): the thousands of young, acyclic objects built at once would otherwise trigger collections that cost
-about a third of the time. Then the records are taken out of its sight (``_gc.untrack``, compiled when the
-package was built with a C compiler): a ``Record`` holds only immutable values made before it, so it can never
-be part of a reference cycle, yet as a tuple subclass CPython would track it for good, and a consumer holding
-many records would pay for them in every collection (15% of its CPU in ``bench consume``).
+about a third of the time. When the package was built with a C compiler, ``_records.build`` makes the records
+instead, in one C loop, and out of the collector's sight: a ``Record`` holds only immutable values made before
+it, so it can never be part of a reference cycle, yet as a tuple subclass CPython would track it for good, and a
+consumer holding many records would pay for them in every collection (15% of its CPU in ``bench consume``).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from raftkafka.storage.record_batch import LOG_OVERHEAD, check_crc, check_header
 from raftkafka.structs import Record
 
 try:
-    from raftkafka.client._gc import untrack
-except ImportError:  # built without a C compiler: the collector keeps tracking the records
-    untrack = None  # type: ignore[assignment]
+    from raftkafka.client._records import build as build_records
+except ImportError:  # built without a C compiler: C iterators build the records, and the collector tracks them
+    build_records = None  # type: ignore[assignment]
 
 _new_record = tuple.__new__
 
@@ -69,18 +69,20 @@ def _decode(topic: str, partition: int, buf: bytes, position: int, check_crcs: b
             headers = None if headers is None else headers[skip:]
             base = position
         try:
-            out += map(_new_record, repeat(Record), zip(
-                repeat(topic), repeat(partition), range(base, base + len(values)),
-                map(add, repeat(header.first_timestamp), deltas),
-                repeat(None) if keys is None else keys,
-                values,
-                repeat(()) if headers is None else map(tuple, headers),
-            ))
-        except TypeError as exc:  # a delta that is no integer, headers that are no array
+            if build_records is not None:
+                first = header.first_timestamp
+                build_records(out, Record, topic, partition, base, first, deltas, keys, values, headers)
+            else:
+                out += map(_new_record, repeat(Record), zip(
+                    repeat(topic), repeat(partition), range(base, base + len(values)),
+                    map(add, repeat(header.first_timestamp), deltas),
+                    repeat(None) if keys is None else keys,
+                    values,
+                    repeat(()) if headers is None else map(tuple, headers),
+                ))
+        except (TypeError, OverflowError) as exc:  # a delta that is no (64-bit) integer, headers that are no array
             raise CorruptBatchError(f"batch at offset {header.base_offset} holds malformed records: {exc}") from exc
         next_offset = header.next_offset
-    if untrack is not None:
-        untrack(out)
     if buf and not complete:
         raise MessageTooLargeError(
             f"{topic}-{partition} at offset {position}: the next batch is larger than the fetch size "
