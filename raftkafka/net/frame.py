@@ -143,12 +143,11 @@ class FrameDecoder:
     ``max_frame_bytes`` raises ``FrameTooLargeError`` before any of that frame is buffered.
     """
 
-    __slots__ = ("_buffer", "_need", "max_frame_bytes")
+    __slots__ = ("_buffer", "max_frame_bytes")
 
     def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
         self.max_frame_bytes = max_frame_bytes
         self._buffer = bytearray()
-        self._need = -1  # payload length of the frame being assembled, -1 while reading its prefix
 
     @property
     def buffered(self) -> int:
