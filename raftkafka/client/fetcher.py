@@ -42,7 +42,7 @@ from raftkafka.errors import (
     UnknownTopicError,
     from_wire,
 )
-from raftkafka.net.api import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, ApiKey
+from raftkafka.net.api import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MALFORMED_BODY_ERRORS, ApiKey
 from raftkafka.storage.record_batch import complete_prefix
 from raftkafka.structs import Record, TopicPartition
 
@@ -442,7 +442,7 @@ class Fetcher:
                             continue
                         state.fetch_offset = next_offset
                         self._deliver(FetchedData(tp, epoch, data, next_offset))
-        except (KeyError, IndexError, TypeError, ValueError) as exc:  # not the shape of a FETCH answer
+        except MALFORMED_BODY_ERRORS as exc:  # not the shape of a FETCH answer
             malformed = UnknownServerError(f"malformed FETCH answer from {address}: {exc!r}")
             log.warning("%s", malformed.message)
             for state, _, _ in sent.values():

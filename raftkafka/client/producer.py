@@ -42,7 +42,7 @@ from raftkafka.errors import (
     UnknownTopicError,
     from_wire,
 )
-from raftkafka.net.api import ACKS_ALL, ApiKey
+from raftkafka.net.api import ACKS_ALL, MALFORMED_BODY_ERRORS, ApiKey
 from raftkafka.net.frame import INLINE_LIMIT, BulkBody
 from raftkafka.storage.compression import Compression
 from raftkafka.storage.record_batch import encode_columns
@@ -410,7 +410,7 @@ class AsyncProducer:
                 if exc.retriable:
                     self._network.request_refresh()
                 self._retry_or_fail(batches, exc)
-        except (KeyError, IndexError, TypeError, ValueError) as exc:  # not the shape of a PRODUCE answer
+        except MALFORMED_BODY_ERRORS as exc:  # not the shape of a PRODUCE answer
             self._retry_or_fail(batches, UnknownServerError(f"malformed PRODUCE answer from {address}: {exc!r}"))
         finally:
             self._request_done(address, batches)

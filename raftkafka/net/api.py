@@ -196,6 +196,9 @@ class ApiKey(IntEnum):
     ALTER_PARTITION = 24
 
 
+MALFORMED_BODY_ERRORS = (KeyError, IndexError, TypeError, ValueError)
+"""What reading a body of the wrong shape raises (a missing key, a short entry, a value of the wrong type)."""
+
 SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {key: (0, 0) for key in ApiKey}
 """Inclusive (min, max) version per API key this build speaks."""
 

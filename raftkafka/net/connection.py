@@ -16,14 +16,7 @@ from typing import Any, cast
 
 from raftkafka.errors import BrokerNotAvailableError, NetworkError, RequestTimedOutError, from_wire
 from raftkafka.net.api import ApiKey
-from raftkafka.net.frame import (
-    BulkBody,
-    FrameDecoder,
-    FrameError,
-    decode_response,
-    encode_request,
-    encode_request_pieces,
-)
+from raftkafka.net.frame import FrameDecoder, FrameError, decode_response, request_buffers
 from raftkafka.net.idle_poll import IdlePoll
 
 log = logging.getLogger(__name__)
@@ -204,11 +197,7 @@ class Connection(asyncio.Protocol):
         self._write_request(api_key, version, correlation_id, body)
 
     def _write_request(self, api_key: int, version: int, correlation_id: int, body: Any) -> None:
-        transport = cast(asyncio.Transport, self._transport)
-        if type(body) is BulkBody:
-            transport.writelines(encode_request_pieces(api_key, version, correlation_id, body))
-        else:
-            transport.write(encode_request(api_key, version, correlation_id, body))
+        cast(asyncio.Transport, self._transport).writelines(request_buffers(api_key, version, correlation_id, body))
 
     async def request(self, api_key: int, version: int, body: Any, timeout: float | None = None) -> Any:
         """Send a request and wait for its response body (``TimeoutError`` after ``timeout`` seconds)."""

@@ -69,6 +69,20 @@ def encode_response_pieces(correlation_id: int, error_code: int, body: Any) -> l
     return _frame_pieces((correlation_id, error_code, body))
 
 
+def request_buffers(api_key: int, api_version: int, correlation_id: int, body: Any) -> list[bytes]:
+    """The request frame as buffers to write in order: its pieces for a ``BulkBody``, else the whole frame."""
+    if type(body) is BulkBody:
+        return encode_request_pieces(api_key, api_version, correlation_id, body)
+    return [encode_request(api_key, api_version, correlation_id, body)]
+
+
+def response_buffers(correlation_id: int, error_code: int, body: Any) -> list[bytes]:
+    """The response frame as buffers to write in order: its pieces for a ``BulkBody``, else the whole frame."""
+    if type(body) is BulkBody:
+        return encode_response_pieces(correlation_id, error_code, body)
+    return [encode_response(correlation_id, error_code, body)]
+
+
 def _frame_pieces(frame: tuple[Any, ...]) -> list[bytes]:
     packer = msgpack.Packer(use_bin_type=True, autoreset=False, buf_size=512)
     pieces = [b""]  # the length prefix, once the rest is known

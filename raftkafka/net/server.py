@@ -30,12 +30,11 @@ from raftkafka.errors import (
 from raftkafka.net.api import SUPPORTED_VERSIONS
 from raftkafka.net.frame import (
     DEFAULT_MAX_FRAME_BYTES,
-    BulkBody,
     FrameDecoder,
     FrameError,
     decode_request,
     encode_response,
-    encode_response_pieces,
+    response_buffers,
 )
 from raftkafka.net.idle_poll import IdlePoll
 
@@ -207,7 +206,7 @@ class _ServerConnection(asyncio.Protocol):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         elif result is not NO_RESPONSE:
-            self._respond(correlation_id, result)
+            self._write(*response_buffers(correlation_id, 0, result))
 
     def _deferred_done(
         self, api_key: int, correlation_id: int, response: DeferredResponse, body: Any, error: BaseException | None
@@ -215,7 +214,7 @@ class _ServerConnection(asyncio.Protocol):
         self._deferred.discard(response)
         self._in_flight -= 1
         if error is None:
-            self._respond(correlation_id, body)
+            self._write(*response_buffers(correlation_id, 0, body))
         else:
             self._reply_error(correlation_id, self._as_error(api_key, error))
         self._update_reading()
@@ -229,7 +228,7 @@ class _ServerConnection(asyncio.Protocol):
             self._reply_error(correlation_id, self._as_error(api_key, exc))
         else:
             if result is not NO_RESPONSE:
-                self._respond(correlation_id, result)
+                self._write(*response_buffers(correlation_id, 0, result))
         finally:
             self._in_flight -= 1
             self._update_reading()
@@ -243,12 +242,6 @@ class _ServerConnection(asyncio.Protocol):
             return RequestTimedOutError(f"API {api_key} request timed out")
         log.error("handler for API %s failed", api_key, exc_info=exc)
         return UnknownServerError("internal error; see the server log")
-
-    def _respond(self, correlation_id: int, body: Any) -> None:
-        if type(body) is BulkBody:
-            self._write(*encode_response_pieces(correlation_id, 0, body))
-        else:
-            self._write(encode_response(correlation_id, 0, body))
 
     def _reply_error(self, correlation_id: int, exc: RaftKafkaError) -> None:
         self._write(encode_response(correlation_id, exc.code, {"message": exc.message}))
