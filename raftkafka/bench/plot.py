@@ -72,6 +72,8 @@ def draw(results: Sequence[BenchResult], path: str | Path) -> None:
 
 def draw_latencies(axes: Any, results: Sequence[BenchResult], label: Any) -> None:
     """A histogram per run on log-spaced bins, with the p50 and p99 of all runs together marked."""
+    from matplotlib.ticker import LogFormatter
+
     samples = [run.latency_samples_ms() for run in results]
     every = sorted(sample for run in samples for sample in run if sample > 0)
     if not every:
@@ -83,6 +85,8 @@ def draw_latencies(axes: Any, results: Sequence[BenchResult], label: Any) -> Non
         value = percentile(every, fraction)
         axes.axvline(value, color="black", linestyle=style, linewidth=1, label=f"p{fraction * 100:g} {value:.3f} ms")
     axes.set_xscale("log")
+    axes.xaxis.set_major_formatter(LogFormatter())  # plain numbers ("30"): the default "3x10^1" labels overlap
+    axes.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
     what = LATENCY_LABELS.get(results[0].workload, "latency")
     axes.set(title=f"latency distribution ({what})", xlabel="ms (log scale)", ylabel="records")
     axes.grid(alpha=0.3)
