@@ -2,7 +2,8 @@
 ``raftkafka/client/accumulator.py`` with the C types of ``accumulator.pxd`` (the producer's per-record path,
 about twice as fast) and ``raftkafka/client/_records.pyx`` (the consumer's records built in one C loop, out of the
 garbage collector's sight). Both are optional: without a compiler the package installs as pure Python, the
-accumulator runs interpreted and ``record_decoder`` builds the records with C iterators; ``RAFTKAFKA_NO_EXTENSIONS=1`` at install asks for that on purpose."""
+accumulator runs interpreted and ``record_decoder`` builds the records with C iterators;
+``RAFTKAFKA_NO_EXTENSIONS=1`` at install asks for that on purpose."""
 
 import os
 
